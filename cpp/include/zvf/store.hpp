@@ -1,0 +1,98 @@
+// Key/value storage under a ZV store. Keys are '/'-separated relative paths
+// ("0/vertices/c/1/2/3"); no leading '/', no empty, "." or ".." components.
+//
+// Contract shared by every backend:
+//  - set() is atomic: a reader sees the old value, the new value, or (for a new
+//    key) nothing; never a prefix. Writers on a shared filesystem never lock.
+//  - get() of a missing key returns std::nullopt; it is not an error.
+//  - list(prefix) returns every key under prefix (recursively), relative to the
+//    store root, in no particular order. Temporary files of set() are never listed.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace zvf {
+
+using Bytes = std::vector<std::uint8_t>;
+using ByteSpan = std::span<const std::uint8_t>;
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::optional<Bytes> get(const std::string& key) const = 0;
+  virtual void set(const std::string& key, ByteSpan value) = 0;
+  virtual bool exists(const std::string& key) const = 0;
+  // Removes one key; removing a missing key is not an error.
+  virtual void erase(const std::string& key) = 0;
+  // Removes every key under prefix (and, on a filesystem, the emptied directories).
+  virtual void erase_prefix(const std::string& prefix) = 0;
+  virtual std::vector<std::string> list(const std::string& prefix) const = 0;
+  // Moves a value to a new key (atomic per key on POSIX; copy+erase elsewhere).
+  virtual void rename(const std::string& from, const std::string& to);
+  // Human-readable location, used in error messages ("/scratch/scan.zarrvectors").
+  virtual std::string describe() const = 0;
+  // True if the store's root exists at all (a directory, a bucket prefix...).
+  virtual bool root_exists() const = 0;
+
+  void set(const std::string& key, const std::string& text) {
+    set(key, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  }
+};
+
+// Throws Error(InvalidArgument) naming the key if it is not a safe relative key.
+void check_key(const std::string& key);
+
+// Files under a directory. set() writes "<key>.<unique>.zvftmp" next to the
+// target and renames it into place (atomic on POSIX filesystems, Lustre and GPFS
+// included); parent directories are created on demand. No O_SYNC, no fsync per
+// cell: a crash can lose a cell but never exposes a partial one. sync_key() fsyncs
+// one key and its directory, for manifests that mark work as complete.
+class PosixStore final : public Store {
+ public:
+  explicit PosixStore(std::string root);
+  std::optional<Bytes> get(const std::string& key) const override;
+  void set(const std::string& key, ByteSpan value) override;
+  using Store::set;
+  bool exists(const std::string& key) const override;
+  void erase(const std::string& key) override;
+  void erase_prefix(const std::string& prefix) override;
+  std::vector<std::string> list(const std::string& prefix) const override;
+  void rename(const std::string& from, const std::string& to) override;
+  std::string describe() const override { return root_; }
+  bool root_exists() const override;
+  void sync_key(const std::string& key);
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+// In-process map, for tests ("memory://name" URLs share one map per name within a process).
+class MemoryStore final : public Store {
+ public:
+  MemoryStore();
+  std::optional<Bytes> get(const std::string& key) const override;
+  void set(const std::string& key, ByteSpan value) override;
+  using Store::set;
+  bool exists(const std::string& key) const override;
+  void erase(const std::string& key) override;
+  void erase_prefix(const std::string& prefix) override;
+  std::vector<std::string> list(const std::string& prefix) const override;
+  std::string describe() const override { return "memory://"; }
+  bool root_exists() const override;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+  friend std::shared_ptr<Store> open_store_url(const std::string&);
+};
+
+// "memory://name" -> MemoryStore; "file:///abs/path" or a plain path -> PosixStore.
+// Other schemes throw Error(InvalidArgument) naming the scheme.
+std::shared_ptr<Store> open_store_url(const std::string& url);
+
+}  // namespace zvf
