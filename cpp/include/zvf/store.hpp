@@ -31,6 +31,9 @@ class Store {
   // Removes every key under prefix (and, on a filesystem, the emptied directories).
   virtual void erase_prefix(const std::string& prefix) = 0;
   virtual std::vector<std::string> list(const std::string& prefix) const = 0;
+  // Names of the direct children (keys or sub-prefixes) under prefix, without
+  // the prefix; the default derives them from list(), backends may do better.
+  virtual std::vector<std::string> list_dir(const std::string& prefix) const;
   // Moves a value to a new key (atomic per key on POSIX; copy+erase elsewhere).
   virtual void rename(const std::string& from, const std::string& to);
   // Human-readable location, used in error messages ("/scratch/scan.zarrvectors").

@@ -1,0 +1,112 @@
+#include "common.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "args.hpp"
+#include "zvf/error.hpp"
+
+namespace zvf::cli {
+
+// ------------------------------------------------------------------ progress
+
+Progress::Progress(std::string label) : label_(std::move(label)), enabled_(::isatty(2) == 1) {}
+
+Progress::~Progress() {
+  if (shown_) {
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+  }
+}
+
+std::function<void(std::uint64_t, std::uint64_t)> Progress::callback() {
+  if (!enabled_) return {};
+  return [this](std::uint64_t done, std::uint64_t total) { update(done, total); };
+}
+
+void Progress::update(std::uint64_t done, std::uint64_t total) {
+  auto now = std::chrono::steady_clock::now();
+  if (shown_ && done < total && now - last_ < std::chrono::milliseconds(100)) return;
+  last_ = now;
+  shown_ = true;
+  int pct = total ? static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total)) : 100;
+  std::fprintf(stderr, "\rzvf: %s %3d%% (%llu/%llu)\033[K", label_.c_str(), pct, static_cast<unsigned long long>(done),
+               static_cast<unsigned long long>(total));
+  std::fflush(stderr);
+}
+
+// ------------------------------------------------------------------ input
+
+void add_input_options(CLI::App& sub, InputArgs& a) {
+  sub.add_option("--input,-i", a.input,
+                 "Point file: .npy positions (N, D), or .csv / .ply holding positions and attributes")
+      ->required();
+  sub.add_option("--attr-input", a.attr_inputs,
+                 "Attribute array NAME=FILE.npy with one row per point; repeat for more attributes")
+      ->allow_extra_args(false)
+      ->type_name("NAME=FILE");
+  sub.add_option("--position-columns", a.position_columns,
+                 "CSV/PLY: position columns in axis order (default x,y and z if present)")
+      ->type_name("X,Y[,Z[,T]]");
+  a.attr_columns_opt = sub.add_option("--attr-columns", a.attr_columns,
+                                      "CSV/PLY: attribute columns to keep (default: every non-position column; '' for none)")
+                           ->type_name("A,B,..");
+  sub.add_option("--positions-dtype", a.positions_dtype,
+                 "Convert positions to float32 or float64 (default: as read; CSV gives float64)")
+      ->check(CLI::IsMember({"float32", "float64"}));
+}
+
+PointCloud load_input(const InputArgs& a) {
+  TableOptions opt;
+  opt.position_columns = split_list(a.position_columns);
+  if (a.attr_columns_opt && a.attr_columns_opt->count() > 0) opt.attribute_columns = split_list(a.attr_columns);
+  if (!a.positions_dtype.empty()) opt.positions_dtype = dtype_from_name(a.positions_dtype);
+  FileFormat format = file_format(a.input);
+  if (format == FileFormat::Npy && (!opt.position_columns.empty() || opt.attribute_columns))
+    throw UsageError("--position-columns and --attr-columns apply to CSV and PLY input, not " + a.input);
+
+  PointCloud cloud = read_point_file(a.input, opt);
+  for (const auto& spec : a.attr_inputs) {
+    auto [name, file] = parse_attr_input(spec);
+    if (file_format(file) != FileFormat::Npy) throw UsageError("--attr-input " + spec + ": expected a .npy file");
+    for (const auto& [existing, arr] : cloud.attributes)
+      if (existing == name)
+        throw UsageError("--attr-input: attribute '" + name + "' is given twice (also a column of " + a.input + ")");
+    cloud.attributes.emplace_back(name, read_npy(file));
+  }
+  return cloud;
+}
+
+// ------------------------------------------------------------------ layout
+
+void add_layout_options(CLI::App& sub, LayoutArgs& a) {
+  sub.add_option("--chunk-shape", a.chunk_shape, "Physical extent of one chunk per axis, e.g. 500,500,500")
+      ->required()
+      ->type_name("A,B[,C[,D]]");
+  sub.add_option("--bin-shape", a.bin_shape,
+                 "Physical extent of one bin per axis; must divide the chunk shape (default: one bin per chunk)")
+      ->type_name("A,B[,C[,D]]");
+  sub.add_option("--compressor", a.compressor, "Compressor of every cell")
+      ->check(CLI::IsMember({"none", "zstd", "blosc"}))
+      ->capture_default_str();
+  sub.add_option("--threads", a.threads, "Worker threads (0: one per core)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
+Layout make_layout(const LayoutArgs& a) {
+  Layout layout;
+  layout.chunk_shape = parse_shape("--chunk-shape", a.chunk_shape);
+  if (!a.bin_shape.empty()) layout.bin_shape = parse_shape("--bin-shape", a.bin_shape);
+  layout.codec = CodecSpec::from_name(a.compressor);
+  return layout;
+}
+
+std::vector<NamedArray> attribute_views(const PointCloud& cloud) {
+  std::vector<NamedArray> out;
+  for (const auto& [name, arr] : cloud.attributes) out.push_back({name, view_of(arr)});
+  return out;
+}
+
+}  // namespace zvf::cli

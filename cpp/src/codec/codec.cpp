@@ -1,0 +1,388 @@
+// Cell codecs: vlen-bytes framing plus an optional zstd or blosc compressor,
+// byte-compatible with zarr-python 3.1 / numcodecs.
+#include "zvf/codec.hpp"
+
+#include <blosc.h>
+#include <zstd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <set>
+
+#include "zvf/error.hpp"
+
+namespace zvf {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t kHeader = 8;  // u32le element count + u32le length
+// Largest framed cell a u32 length field can describe; caps allocations driven
+// by sizes read from (possibly corrupt) headers.
+constexpr std::uint64_t kMaxFramed = kHeader + std::numeric_limits<std::uint32_t>::max();
+
+const std::set<std::string> kBloscCnames = {"blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"};
+
+void put_u32le(std::uint8_t* p, std::uint32_t v) {
+  p[0] = static_cast<std::uint8_t>(v);
+  p[1] = static_cast<std::uint8_t>(v >> 8);
+  p[2] = static_cast<std::uint8_t>(v >> 16);
+  p[3] = static_cast<std::uint8_t>(v >> 24);
+}
+
+std::uint32_t get_u32le(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+
+[[noreturn]] void corrupt(const std::string& message) { fail(Error::Code::Corrupt, message); }
+
+int blosc_shuffle_code(const std::string& shuffle) {
+  if (shuffle == "noshuffle") return BLOSC_NOSHUFFLE;
+  if (shuffle == "shuffle") return BLOSC_SHUFFLE;
+  if (shuffle == "bitshuffle") return BLOSC_BITSHUFFLE;
+  return -1;
+}
+
+// ---- from_json helpers -------------------------------------------------------
+
+std::string codec_name_of(const json& c) {
+  if (c.is_string()) return c.get<std::string>();  // zarr v3 allows a bare name
+  if (c.is_object() && c.contains("name") && c["name"].is_string()) return c["name"].get<std::string>();
+  corrupt("codec entry " + c.dump() + " has no \"name\" string");
+}
+
+const json& config_of(const json& c, const std::string& name) {
+  static const json empty = json::object();
+  if (c.is_string()) return empty;
+  for (auto it = c.begin(); it != c.end(); ++it) {
+    if (it.key() != "name" && it.key() != "configuration") {
+      corrupt("codec '" + name + "' has an unexpected field \"" + it.key() + "\"");
+    }
+  }
+  if (!c.contains("configuration")) return empty;
+  const json& cfg = c["configuration"];
+  if (!cfg.is_object()) corrupt("codec '" + name + "' has a non-object configuration: " + cfg.dump());
+  return cfg;
+}
+
+void only_keys(const json& cfg, const std::string& name, std::initializer_list<const char*> allowed) {
+  for (auto it = cfg.begin(); it != cfg.end(); ++it) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || it.key() == a;
+    if (!ok) corrupt("codec '" + name + "' has an unsupported configuration key \"" + it.key() + "\"");
+  }
+}
+
+int int_field(const json& cfg, const std::string& name, const char* key, int dflt) {
+  if (!cfg.contains(key)) return dflt;
+  const json& v = cfg[key];
+  if (!v.is_number_integer() || v.get<std::int64_t>() < std::numeric_limits<int>::min() ||
+      v.get<std::int64_t>() > std::numeric_limits<int>::max()) {
+    corrupt("codec '" + name + "': \"" + key + "\" must be an integer, got " + v.dump());
+  }
+  return v.get<int>();
+}
+
+std::string string_field(const json& cfg, const std::string& name, const char* key, const std::string& dflt) {
+  if (!cfg.contains(key)) return dflt;
+  const json& v = cfg[key];
+  if (!v.is_string()) corrupt("codec '" + name + "': \"" + key + "\" must be a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+// ---- compressors -------------------------------------------------------------
+
+struct ZstdCCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct ZstdDCtxFree {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+Bytes zstd_compress(ByteSpan framed, const CodecSpec& spec) {
+  if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel()) {
+    invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
+            ", " + std::to_string(ZSTD_maxCLevel()) + "]");
+  }
+  // A context per call keeps this thread-safe without shared state.
+  std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx(ZSTD_createCCtx());
+  if (!cctx) throw std::bad_alloc();
+  // Level 0 is zstd's "default level", exactly as numcodecs passes it through.
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, spec.level);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, spec.checksum ? 1 : 0);
+  Bytes out(ZSTD_compressBound(framed.size()));
+  const std::size_t n = ZSTD_compress2(cctx.get(), out.data(), out.size(), framed.data(), framed.size());
+  if (ZSTD_isError(n)) fail(Error::Code::IO, std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+Bytes zstd_decompress(ByteSpan stored, const std::string& what) {
+  const unsigned long long size = ZSTD_getFrameContentSize(stored.data(), stored.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR) {
+    corrupt(what + ": not a zstd frame (" + std::to_string(stored.size()) + " bytes, bad or truncated header)");
+  }
+  if (size != ZSTD_CONTENTSIZE_UNKNOWN) {
+    if (size > kMaxFramed) {
+      corrupt(what + ": zstd frame claims " + std::to_string(size) + " decompressed bytes, more than a cell can hold (" +
+              std::to_string(kMaxFramed) + ")");
+    }
+    Bytes out(static_cast<std::size_t>(size));
+    const std::size_t n = ZSTD_decompress(out.data(), out.size(), stored.data(), stored.size());
+    if (ZSTD_isError(n)) corrupt(what + ": zstd decompression failed: " + ZSTD_getErrorName(n));
+    if (n != size) {
+      corrupt(what + ": zstd frame decompressed to " + std::to_string(n) + " bytes, header said " +
+              std::to_string(size));
+    }
+    return out;
+  }
+  // Frames written by streaming compressors may omit the content size.
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx(ZSTD_createDCtx());
+  if (!dctx) throw std::bad_alloc();
+  Bytes out(std::max<std::size_t>(ZSTD_DStreamOutSize(), stored.size() * 4));
+  ZSTD_inBuffer in{stored.data(), stored.size(), 0};
+  ZSTD_outBuffer ob{out.data(), out.size(), 0};
+  std::size_t ret = 1;
+  while (true) {
+    ret = ZSTD_decompressStream(dctx.get(), &ob, &in);
+    if (ZSTD_isError(ret)) corrupt(what + ": zstd decompression failed: " + ZSTD_getErrorName(ret));
+    if (ret == 0 && in.pos == in.size) break;  // frame(s) complete, input consumed
+    if (ob.pos == ob.size) {
+      if (out.size() >= kMaxFramed) {
+        corrupt(what + ": zstd stream decompresses to more than a cell can hold (" + std::to_string(kMaxFramed) +
+                " bytes)");
+      }
+      out.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kMaxFramed, out.size() * 2)));
+      ob.dst = out.data();
+      ob.size = out.size();
+    } else if (in.pos == in.size) {
+      // Output space left but no input: the frame is cut short.
+      corrupt(what + ": zstd frame is truncated (" + std::to_string(stored.size()) + " bytes)");
+    }
+  }
+  out.resize(ob.pos);
+  return out;
+}
+
+Bytes blosc_compress(ByteSpan framed, const CodecSpec& spec) {
+  const int shuffle = blosc_shuffle_code(spec.shuffle);
+  if (shuffle < 0) {
+    invalid("blosc shuffle '" + spec.shuffle + "' is not one of noshuffle, shuffle, bitshuffle");
+  }
+  if (spec.level < 0 || spec.level > 9) invalid("blosc clevel " + std::to_string(spec.level) + " is not in [0, 9]");
+  if (spec.typesize < 1 || spec.typesize > BLOSC_MAX_TYPESIZE) {
+    invalid("blosc typesize " + std::to_string(spec.typesize) + " is not in [1, " +
+            std::to_string(BLOSC_MAX_TYPESIZE) + "]");
+  }
+  if (spec.blocksize < 0) invalid("blosc blocksize " + std::to_string(spec.blocksize) + " is negative");
+  if (blosc_compname_to_compcode(spec.cname.c_str()) < 0) {
+    invalid("blosc compressor '" + spec.cname + "' is not available in this c-blosc build");
+  }
+  if (framed.size() > static_cast<std::size_t>(BLOSC_MAX_BUFFERSIZE)) {
+    invalid("cell of " + std::to_string(framed.size()) + " bytes exceeds blosc's limit of " +
+            std::to_string(BLOSC_MAX_BUFFERSIZE) + " bytes");
+  }
+  Bytes out(framed.size() + BLOSC_MAX_OVERHEAD);
+  // The _ctx variant takes no global lock and keeps no global state.
+  const int n = blosc_compress_ctx(spec.level, shuffle, static_cast<std::size_t>(spec.typesize), framed.size(),
+                                   framed.data(), out.data(), out.size(), spec.cname.c_str(),
+                                   static_cast<std::size_t>(spec.blocksize), 1);
+  if (n <= 0) fail(Error::Code::IO, "blosc compression failed (code " + std::to_string(n) + ")");
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+Bytes blosc_decompress(ByteSpan stored, const std::string& what) {
+  if (stored.size() < BLOSC_MIN_HEADER_LENGTH) {
+    corrupt(what + ": blosc chunk has " + std::to_string(stored.size()) + " bytes, need at least " +
+            std::to_string(BLOSC_MIN_HEADER_LENGTH) + " for the header");
+  }
+  std::size_t nbytes = 0, cbytes = 0, blocksize = 0;
+  blosc_cbuffer_sizes(stored.data(), &nbytes, &cbytes, &blocksize);
+  // blosc_decompress_ctx takes no source length, so the header's claim must
+  // match what we actually hold before we let it read.
+  if (cbytes != stored.size()) {
+    corrupt(what + ": blosc header says " + std::to_string(cbytes) + " compressed bytes, found " +
+            std::to_string(stored.size()));
+  }
+  std::size_t checked = 0;
+  if (blosc_cbuffer_validate(stored.data(), stored.size(), &checked) != 0) {
+    corrupt(what + ": blosc header is invalid (" + std::to_string(stored.size()) + " bytes)");
+  }
+  if (nbytes > kMaxFramed) {
+    corrupt(what + ": blosc chunk claims " + std::to_string(nbytes) + " decompressed bytes, more than a cell can hold");
+  }
+  Bytes out(nbytes);
+  if (nbytes == 0) return out;
+  const int n = blosc_decompress_ctx(stored.data(), out.data(), out.size(), 1);
+  if (n < 0 || static_cast<std::size_t>(n) != nbytes) {
+    corrupt(what + ": blosc decompression failed (returned " + std::to_string(n) + ", expected " +
+            std::to_string(nbytes) + " bytes)");
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- CodecSpec -----------------------------------------------------------------
+
+CodecSpec CodecSpec::from_name(const std::string& name) {
+  CodecSpec s;
+  if (name.empty() || name == "none") return s;
+  if (name == "zstd") {
+    s.kind = Kind::Zstd;
+    s.level = 0;
+    s.checksum = false;
+    return s;
+  }
+  if (name == "blosc") {
+    s.kind = Kind::Blosc;
+    s.level = 5;
+    s.cname = "zstd";
+    s.shuffle = "bitshuffle";
+    s.typesize = 4;
+    s.blocksize = 0;
+    return s;
+  }
+  invalid("unknown codec '" + name + "'; expected one of: none, zstd, blosc");
+}
+
+CodecSpec CodecSpec::from_json(const nlohmann::json& codecs) {
+  if (!codecs.is_array() || codecs.empty()) {
+    corrupt("codecs must be a non-empty list starting with vlen-bytes, got " + codecs.dump());
+  }
+  const std::string first = codec_name_of(codecs[0]);
+  if (first != "vlen-bytes") {
+    corrupt("unsupported codec '" + first + "' at the start of the codec chain; expected 'vlen-bytes'");
+  }
+  const json& vcfg = config_of(codecs[0], first);
+  only_keys(vcfg, first, {});
+  if (codecs.size() > 2) {
+    corrupt("unsupported codec '" + codec_name_of(codecs[2]) +
+            "': at most one compressor may follow vlen-bytes (chain has " + std::to_string(codecs.size()) +
+            " codecs)");
+  }
+  CodecSpec s;
+  if (codecs.size() == 1) return s;
+
+  const std::string name = codec_name_of(codecs[1]);
+  const json& cfg = config_of(codecs[1], name);
+  if (name == "zstd") {
+    only_keys(cfg, name, {"level", "checksum"});
+    s.kind = Kind::Zstd;
+    s.level = int_field(cfg, name, "level", 0);
+    if (cfg.contains("checksum")) {
+      if (!cfg["checksum"].is_boolean()) corrupt("codec 'zstd': \"checksum\" must be a boolean, got " + cfg["checksum"].dump());
+      s.checksum = cfg["checksum"].get<bool>();
+    }
+    return s;
+  }
+  if (name == "blosc") {
+    only_keys(cfg, name, {"typesize", "cname", "clevel", "shuffle", "blocksize"});
+    // Missing keys take the values zarr-vectors writes (see codec.hpp); they
+    // only matter for encoding, since a blosc header describes itself.
+    s.kind = Kind::Blosc;
+    s.typesize = int_field(cfg, name, "typesize", 4);
+    s.cname = string_field(cfg, name, "cname", "zstd");
+    s.level = int_field(cfg, name, "clevel", 5);
+    s.shuffle = string_field(cfg, name, "shuffle", "bitshuffle");
+    s.blocksize = int_field(cfg, name, "blocksize", 0);
+    if (!kBloscCnames.count(s.cname)) corrupt("codec 'blosc': unknown cname '" + s.cname + "'");
+    if (blosc_shuffle_code(s.shuffle) < 0) {
+      corrupt("codec 'blosc': shuffle '" + s.shuffle + "' is not one of noshuffle, shuffle, bitshuffle");
+    }
+    return s;
+  }
+  corrupt("unsupported codec '" + name + "' after vlen-bytes; expected 'zstd' or 'blosc'");
+}
+
+nlohmann::json CodecSpec::to_json() const {
+  json chain = json::array();
+  chain.push_back({{"name", "vlen-bytes"}, {"configuration", json::object()}});
+  switch (kind) {
+    case Kind::None:
+      break;
+    case Kind::Zstd:
+      chain.push_back({{"name", "zstd"}, {"configuration", {{"level", level}, {"checksum", checksum}}}});
+      break;
+    case Kind::Blosc:
+      chain.push_back({{"name", "blosc"},
+                       {"configuration",
+                        {{"typesize", typesize},
+                         {"cname", cname},
+                         {"clevel", level},
+                         {"shuffle", shuffle},
+                         {"blocksize", blocksize}}}});
+      break;
+  }
+  return chain;
+}
+
+std::string CodecSpec::name() const {
+  switch (kind) {
+    case Kind::None:
+      return "none";
+    case Kind::Zstd:
+      return "zstd";
+    case Kind::Blosc:
+      return "blosc";
+  }
+  return "none";
+}
+
+// ---- cells -----------------------------------------------------------------------
+
+Bytes encode_cell(ByteSpan payload, const CodecSpec& spec) {
+  if (payload.size() > std::numeric_limits<std::uint32_t>::max()) {
+    invalid("cell payload of " + std::to_string(payload.size()) +
+            " bytes exceeds the 4 GiB limit of the vlen-bytes length field");
+  }
+  Bytes framed(kHeader + payload.size());
+  put_u32le(framed.data(), 1);
+  put_u32le(framed.data() + 4, static_cast<std::uint32_t>(payload.size()));
+  if (!payload.empty()) std::memcpy(framed.data() + kHeader, payload.data(), payload.size());
+  switch (spec.kind) {
+    case CodecSpec::Kind::None:
+      return framed;
+    case CodecSpec::Kind::Zstd:
+      return zstd_compress(framed, spec);
+    case CodecSpec::Kind::Blosc:
+      return blosc_compress(framed, spec);
+  }
+  return framed;
+}
+
+Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& what) {
+  Bytes framed;
+  switch (spec.kind) {
+    case CodecSpec::Kind::None:
+      framed.assign(stored.begin(), stored.end());
+      break;
+    case CodecSpec::Kind::Zstd:
+      framed = zstd_decompress(stored, what);
+      break;
+    case CodecSpec::Kind::Blosc:
+      framed = blosc_decompress(stored, what);
+      break;
+  }
+  if (framed.size() < kHeader) {
+    corrupt(what + ": vlen-bytes cell has " + std::to_string(framed.size()) + " bytes, need at least " +
+            std::to_string(kHeader) + " for the header");
+  }
+  const std::uint32_t count = get_u32le(framed.data());
+  if (count != 1) corrupt(what + ": vlen-bytes cell holds " + std::to_string(count) + " elements, expected 1");
+  const std::uint32_t length = get_u32le(framed.data() + 4);
+  const std::size_t rest = framed.size() - kHeader;
+  if (length != rest) {
+    corrupt(what + ": vlen-bytes length field says " + std::to_string(length) + " bytes but " +
+            std::to_string(rest) + " bytes follow the header");
+  }
+  framed.erase(framed.begin(), framed.begin() + kHeader);
+  return framed;
+}
+
+}  // namespace zvf

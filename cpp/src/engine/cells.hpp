@@ -1,0 +1,64 @@
+// The uncompressed content of one chunk (positions, fragment counts, attribute
+// rows in fragment order) and the ways it moves: gathered from input arrays,
+// written as Zarr cells, staged as a partition piece, read back, merged, filtered.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/input.hpp"
+#include "format/metadata.hpp"
+
+namespace zvf::detail {
+
+// A payload buffer with room for the 8-byte vlen-bytes frame in front, so an
+// uncompressed cell is written without another copy.
+struct Payload {
+  static constexpr std::size_t kFrame = 8;
+  Bytes buf = Bytes(kFrame);
+  std::uint8_t* data() { return buf.data() + kFrame; }
+  const std::uint8_t* data() const { return buf.data() + kFrame; }
+  std::size_t size() const { return buf.size() - kFrame; }
+  void resize(std::size_t n) { buf.resize(n + kFrame); }
+  ByteSpan bytes() const { return {data(), size()}; }
+};
+
+struct CellLayout {
+  std::size_t ndim = 3;
+  DType dtype = DType::F32;
+  std::vector<meta::AttrSpec> attrs;
+  CodecSpec codec;
+  std::int64_t nbins = 1;
+  std::size_t vertex_row_bytes() const { return ndim * dtype_size(dtype); }
+  std::size_t attr_row_bytes(std::size_t k) const { return attrs[k].cols * dtype_size(attrs[k].dtype); }
+};
+
+struct ChunkData {
+  std::uint64_t count = 0;
+  std::vector<std::int64_t> frag_counts;  // one per bin of the chunk
+  Payload vertices;
+  std::vector<Payload> attrs;
+};
+
+ChunkData gather_chunk(const CheckedInput& in, const CellLayout& layout,
+                       std::span<const std::uint64_t> sorted_rows, std::vector<std::int64_t> frag_counts);
+
+// Writes vertices, vertex_fragments and every attribute cell of chunk `c`.
+void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin,
+                 ChunkData& data);
+void erase_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin);
+// Reads a chunk's cells back; nullopt if the vertices cell is missing.
+std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout, const ChunkCoord& c,
+                                    const ChunkCoord& origin);
+
+// Partition pieces: "ZVFP" u32 version, u64 count, u32 nbins, i64 counts[nbins],
+// then the vertex bytes and each attribute's bytes, all little-endian, uncompressed.
+Bytes encode_piece(const ChunkData& data);
+ChunkData decode_piece(ByteSpan bytes, const CellLayout& layout, const std::string& what);
+
+// Concatenates sources fragment by fragment (source order kept within a fragment).
+ChunkData merge_chunks(const std::vector<const ChunkData*>& sources, const CellLayout& layout);
+// Drops the points that lie inside any of the half-open boxes.
+ChunkData drop_points_inside(const ChunkData& data, const CellLayout& layout, const std::vector<Box>& boxes);
+
+}  // namespace zvf::detail

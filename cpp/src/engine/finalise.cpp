@@ -1,0 +1,310 @@
+// finalise(): turns complete partitions into a readable ZV store.
+//
+// Order of effects, chosen so that a crash at any point leaves a store that the
+// next finalise() completes and that never looks final with data missing:
+//  1. refuse incomplete, inconsistent or overlapping partitions (writes nothing);
+//  2. if the chunk grid origin must move (negative coordinates), move in-place
+//     cells under a journal (.zvf/rekey.json) in two phases;
+//  3. merge staged pieces into boundary cells (each a pure function of the
+//     previous cell minus re-run partitions' ranges, plus the pieces);
+//  4. write array and level metadata, then the root zarr.json with the ledger;
+//  5. delete the staging area .zvf/.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "engine/binning.hpp"
+#include "engine/cells.hpp"
+#include "engine/input.hpp"
+#include "engine/parallel.hpp"
+#include "engine/store_state.hpp"
+#include "zvf/error.hpp"
+#include "zvf/points.hpp"
+
+namespace zvf {
+using namespace detail;
+
+namespace {
+
+const std::string kJournal = ".zvf/rekey.json";
+
+std::vector<std::string> array_paths(const StoreLayout& l) {
+  std::vector<std::string> p = {meta::vertices_path(), meta::fragments_path()};
+  for (const auto& a : l.attrs) p.push_back(meta::attribute_path(a.name));
+  return p;
+}
+
+// Moves every listed cell from `from` to `to` origin. Phase A parks cells under
+// .zvf/rekey/ by absolute key, phase B places them; either phase can be re-run.
+void rekey(Store& store, const StoreLayout& layout, const json& journal) {
+  const ChunkCoord from = journal["from"], to = journal["to"];
+  const auto keys = journal["keys"].get<std::vector<std::string>>();
+  const auto paths = array_paths(layout);
+  if (journal["phase"] == "A") {
+    for (const auto& k : keys) {
+      ChunkCoord c = parse_dotted_key(k, layout.ndim);
+      for (const auto& p : paths) {
+        std::string src = p + "/" + cell_key(c, from);
+        if (store.exists(src)) store.rename(src, ".zvf/rekey/" + p + "/" + k);
+      }
+    }
+    json next = journal;
+    next["phase"] = "B";
+    store.set(kJournal, next.dump());
+  }
+  for (const auto& k : keys) {
+    ChunkCoord c = parse_dotted_key(k, layout.ndim);
+    for (const auto& p : paths) {
+      std::string tmp = ".zvf/rekey/" + p + "/" + k;
+      if (store.exists(tmp)) store.rename(tmp, p + "/" + cell_key(c, to));
+    }
+  }
+}
+
+// Gaps between partitions that all constrain the same single axis.
+std::vector<std::string> find_gaps(const std::map<std::string, PartitionRecord>& parts, std::size_t nd) {
+  static const char* axes = "xyzw";
+  int axis = -1;
+  for (const auto& [id, r] : parts) {
+    int constrained = -1, count = 0;
+    for (std::size_t d = 0; d < nd; ++d)
+      if (std::isfinite(r.range.lo[d]) || std::isfinite(r.range.hi[d])) {
+        constrained = static_cast<int>(d);
+        ++count;
+      }
+    if (count != 1 || (axis != -1 && constrained != axis)) return {};
+    axis = constrained;
+  }
+  if (axis < 0) return {};
+  std::vector<std::pair<double, double>> iv;
+  for (const auto& [id, r] : parts) iv.emplace_back(r.range.lo[axis], r.range.hi[axis]);
+  std::sort(iv.begin(), iv.end());
+  std::vector<std::string> gaps;
+  double reach = iv.front().second;
+  for (std::size_t i = 1; i < iv.size(); ++i) {
+    if (iv[i].first > reach)
+      gaps.push_back(std::string(1, axes[axis]) + " in [" + number_text(reach) + ", " + number_text(iv[i].first) + ")");
+    reach = std::max(reach, iv[i].second);
+  }
+  return gaps;
+}
+
+}  // namespace
+
+FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec& exec) {
+  const int threads = resolve_threads(exec.threads);
+  FinaliseReport report;
+  auto root = read_root(store);
+  const bool root_is_zv = root && (*root).contains("attributes") && (*root)["attributes"].contains("zarr_vectors");
+  std::optional<Ledger> ledger = read_ledger(store);
+  auto staged = scan_partitions(store);
+  const bool journal_pending = store.exists(kJournal);
+
+  if (!root_is_zv && staged.empty()) {
+    if (!store.root_exists()) fail(Error::Code::NotFound, "no store at " + store.describe());
+    fail(Error::Code::NotFound, store.describe() + " is not a ZV store: it has no ZV zarr.json and no partitions");
+  }
+
+  // 1. Which partitions are new, which are incomplete.
+  std::vector<std::string> incomplete;
+  std::vector<PartitionRecord> pending;
+  for (auto& p : staged) {
+    if (!p.complete()) {
+      incomplete.push_back(p.id);
+      continue;
+    }
+    bool merged = ledger && ledger->partitions.count(p.id) && ledger->partitions.at(p.id).run_id == p.manifest->run_id;
+    if (!merged) pending.push_back(*p.manifest);
+  }
+  if (!incomplete.empty()) {
+    std::string ids;
+    for (const auto& id : incomplete) ids += (ids.empty() ? "" : ", ") + id;
+    fail(Error::Code::Conflict, "cannot finalise " + store.describe() + ": partition(s) " + ids +
+                                    " started but did not finish (no manifest): the task was killed or is still "
+                                    "running; re-run it, then finalise again");
+  }
+  if (pending.empty() && !journal_pending) {
+    if (!staged.empty()) store.erase_prefix(kStaging);  // leftovers of a run that crashed after step 4
+    if (root_is_zv) {  // already final: report what is there, write nothing
+      if (ledger)
+        for (const auto& [id, r] : ledger->partitions) report.vertex_count += r.vertex_count;
+      return report;
+    }
+  }
+  if (root_is_zv && !ledger)
+    fail(Error::Code::Conflict, store.describe() + " was written in one go by write_points and cannot take partitions");
+
+  // Agreement of layouts.
+  StoreLayout layout = ledger ? ledger->layout : pending.front().layout;
+  const std::string base_name = ledger ? std::string("the finalised store") : "partition " + pending.front().id;
+  for (const auto& r : pending) {
+    std::string diff = r.layout.difference(layout);
+    if (!diff.empty())
+      fail(Error::Code::Conflict, "partition " + r.id + " disagrees with " + base_name + " on " + diff +
+                                      "; every partition of a store must use the same layout");
+    layout.bin_given = layout.bin_given || r.layout.bin_given;
+  }
+  const std::size_t nd = layout.ndim;
+
+  std::map<std::string, PartitionRecord> all = ledger ? ledger->partitions : std::map<std::string, PartitionRecord>{};
+  std::set<std::string> rerun;
+  std::vector<Box> rerun_ranges;
+  for (auto& r : pending) {
+    if (all.count(r.id)) {
+      rerun.insert(r.id);
+      rerun_ranges.push_back(r.range);
+    }
+    all[r.id] = r;
+  }
+  for (auto a = all.begin(); a != all.end(); ++a)
+    for (auto b = std::next(a); b != all.end(); ++b)
+      if (overlaps(a->second.range, b->second.range))
+        fail(Error::Code::Conflict, "partitions " + a->first + " (" + box_text(a->second.range, true) + ") and " +
+                                        b->first + " (" + box_text(b->second.range, true) +
+                                        ") overlap; partition ranges must be disjoint");
+  report.gaps = find_gaps(all, nd);
+  if (!report.gaps.empty() && !options.allow_gaps) {
+    std::string g;
+    for (const auto& s : report.gaps) g += (g.empty() ? "" : "; ") + s;
+    fail(Error::Code::Conflict, "partitions of " + store.describe() + " leave gap(s): " + g +
+                                    ". No partition covers them: run the missing partition(s), or finalise with "
+                                    "allow_gaps to accept them");
+  }
+
+  // 2. Origin of the chunk grid: 0, or lower where data lies at negative chunks.
+  const ChunkCoord current = ledger ? ledger->origin : ChunkCoord(nd, 0);
+  ChunkCoord target = current;
+  std::set<std::string> old_keys;  // cells of the previously finalised store
+  if (ledger)
+    for (const auto& [id, r] : ledger->partitions) {
+      old_keys.insert(r.in_place.begin(), r.in_place.end());
+      old_keys.insert(r.staged.begin(), r.staged.end());
+    }
+  std::set<std::string> new_keys;
+  for (const auto& [id, r] : all)
+    for (const auto* list : {&r.in_place, &r.staged})
+      for (const auto& k : *list) {
+        new_keys.insert(k);
+        ChunkCoord c = parse_dotted_key(k, nd);
+        for (std::size_t d = 0; d < nd; ++d) target[d] = std::min(target[d], c[d]);
+      }
+  for (const auto& r : pending)
+    if (!r.in_place.empty() && r.origin != current)
+      fail(Error::Code::Conflict, "partition " + r.id + " placed its cells for an older chunk grid of this store; "
+                                                        "re-run it, then finalise again");
+  ChunkCoord placed = current;  // origin the cells on disk are addressed against
+  if (journal_pending) {  // a previous finalise stopped while moving cells: finish that first
+    auto j = meta::read_json(store, kJournal);
+    rekey(store, layout, *j);
+    placed = (*j)["to"].get<ChunkCoord>();
+  }
+  for (std::size_t d = 0; d < nd; ++d) target[d] = std::min(target[d], placed[d]);
+  if (target != placed) {
+    std::set<std::string> on_disk = old_keys;
+    for (const auto& r : pending) on_disk.insert(r.in_place.begin(), r.in_place.end());
+    json journal = {{"from", placed}, {"to", target}, {"phase", "A"},
+                    {"keys", std::vector<std::string>(on_disk.begin(), on_disk.end())}};
+    store.set(kJournal, journal.dump());
+    rekey(store, layout, journal);
+  }
+
+  // 3. Rebuild boundary cells from pieces.
+  std::set<std::string> rebuild;
+  for (const auto& r : pending) rebuild.insert(r.staged.begin(), r.staged.end());
+  if (ledger)
+    for (const auto& id : rerun) {
+      const auto& old = ledger->partitions.at(id).staged;
+      rebuild.insert(old.begin(), old.end());
+    }
+  const CellLayout cl = layout.cells();
+  std::vector<std::string> rebuild_list(rebuild.begin(), rebuild.end());
+  std::vector<char> emptied(rebuild_list.size(), 0);
+  parallel_for(
+      rebuild_list.size(), threads,
+      [&](std::size_t i) {
+        const std::string& key = rebuild_list[i];
+        ChunkCoord c = parse_dotted_key(key, nd);
+        std::vector<ChunkData> owned;
+        owned.reserve(pending.size() + 1);
+        if (old_keys.count(key))
+          if (auto existing = read_cells(store, cl, c, target))
+            owned.push_back(rerun_ranges.empty() ? std::move(*existing)
+                                                 : drop_points_inside(*existing, cl, rerun_ranges));
+        for (const auto& r : pending)
+          if (std::find(r.staged.begin(), r.staged.end(), key) != r.staged.end()) {
+            std::string pk = partition_dir(r.id) + "/pieces/" + key;
+            auto bytes = store.get(pk);
+            if (!bytes)
+              fail(Error::Code::Conflict, "partition " + r.id + " lists staged chunk " + key + " but " + pk +
+                                              " is missing; re-run the partition");
+            owned.push_back(decode_piece(ByteSpan(*bytes), cl, store.describe() + "/" + pk));
+          }
+        std::vector<const ChunkData*> sources;
+        for (const auto& o : owned) sources.push_back(&o);
+        ChunkData merged = merge_chunks(sources, cl);
+        if (merged.count == 0) {
+          erase_cells(store, cl, c, target);
+          emptied[i] = 1;
+        } else {
+          write_cells(store, cl, c, target, merged);
+        }
+      },
+      [&](std::size_t done) {
+        if (exec.progress) exec.progress(done, rebuild_list.size());
+      });
+  for (std::size_t i = 0; i < rebuild_list.size(); ++i)
+    if (emptied[i]) new_keys.erase(rebuild_list[i]);
+  for (const auto& k : old_keys)
+    if (!new_keys.count(k)) erase_cells(store, cl, parse_dotted_key(k, nd), target);
+
+  // 4. Metadata, root last.
+  meta::StoreMeta m;
+  m.ndim = nd;
+  m.dtype = layout.dtype;
+  m.grid = layout.grid;
+  m.bin_given = layout.bin_given;
+  m.codec = layout.codec;
+  m.attrs = layout.attrs;
+  m.name = meta::store_name(store);
+  m.origin = target;
+  std::optional<Box> bounds;
+  for (const auto& [id, r] : all) {
+    m.vertex_count += r.vertex_count;
+    if (!r.bounds) continue;
+    if (!bounds) bounds = r.bounds;
+    for (std::size_t d = 0; d < nd; ++d) {
+      bounds->lo[d] = std::min(bounds->lo[d], r.bounds->lo[d]);
+      bounds->hi[d] = std::max(bounds->hi[d], r.bounds->hi[d]);
+    }
+  }
+  m.bounds = bounds ? *bounds : Box{std::vector<double>(nd, 0.0), std::vector<double>(nd, 0.0)};
+  std::vector<ChunkCoord> coords;
+  for (const auto& k : new_keys) coords.push_back(parse_dotted_key(k, nd));
+  std::sort(coords.begin(), coords.end());
+  ChunkCoord hi = chunk_of_point(m.bounds.hi.data(), layout.grid);
+  for (const auto& c : coords) {
+    m.nonempty.push_back(dotted_key(c));
+    for (std::size_t d = 0; d < nd; ++d) hi[d] = std::max(hi[d], c[d]);
+  }
+  for (std::size_t d = 0; d < nd; ++d) m.shape.push_back(std::max<std::int64_t>(1, hi[d] - target[d] + 1));
+
+  Ledger out;
+  out.layout = layout;
+  out.origin = target;
+  out.partitions = all;
+  meta::write_all(store, m, {{"zvf", meta::ojson::parse(out.to_json().dump())}});
+
+  // 5. The staging area is no longer needed.
+  store.erase_prefix(kStaging);
+
+  report.changed = true;
+  for (const auto& r : pending) report.merged.push_back(r.id);
+  report.vertex_count = m.vertex_count;
+  report.chunk_count = m.nonempty.size();
+  report.bounds = bounds;
+  return report;
+}
+
+}  // namespace zvf

@@ -1,0 +1,150 @@
+#include "engine/input.hpp"
+
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "engine/parallel.hpp"
+#include "zvf/error.hpp"
+
+namespace zvf::detail {
+
+std::string number_text(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+std::string box_text(const Box& b, bool half_open) {
+  static const char* axes = "xyzw";
+  std::string s;
+  for (std::size_t d = 0; d < b.ndim(); ++d) {
+    if (d) s += ", ";
+    s += std::string(1, axes[d]) + " in [" + number_text(b.lo[d]) + ", " + number_text(b.hi[d]) +
+         (half_open ? ")" : "]");
+  }
+  return s;
+}
+
+namespace {
+
+template <class T>
+void scan_positions(const ArrayView& v, int threads, std::vector<double>& mn, std::vector<double>& mx) {
+  const std::size_t nd = v.cols;
+  const T* p = static_cast<const T*>(v.data);
+  std::mutex m;
+  std::size_t bad = std::numeric_limits<std::size_t>::max();
+  mn.assign(nd, std::numeric_limits<double>::infinity());
+  mx.assign(nd, -std::numeric_limits<double>::infinity());
+  parallel_blocks(v.rows, threads, [&](std::size_t, std::size_t lo, std::size_t hi) {
+    std::vector<double> a(nd, std::numeric_limits<double>::infinity()), b(nd, -a[0]);
+    std::size_t first_bad = std::numeric_limits<std::size_t>::max();
+    for (std::size_t i = lo; i < hi; ++i) {
+      for (std::size_t d = 0; d < nd; ++d) {
+        double x = static_cast<double>(p[i * nd + d]);
+        if (!std::isfinite(x)) {
+          if (first_bad > i) first_bad = i;
+          continue;
+        }
+        a[d] = std::min(a[d], x);
+        b[d] = std::max(b[d], x);
+      }
+      if (first_bad != std::numeric_limits<std::size_t>::max()) break;
+    }
+    std::lock_guard<std::mutex> lock(m);
+    bad = std::min(bad, first_bad);
+    for (std::size_t d = 0; d < nd; ++d) {
+      mn[d] = std::min(mn[d], a[d]);
+      mx[d] = std::max(mx[d], b[d]);
+    }
+  });
+  if (bad != std::numeric_limits<std::size_t>::max()) {
+    std::string row;
+    for (std::size_t d = 0; d < nd; ++d) row += (d ? ", " : "") + number_text(static_cast<double>(p[bad * nd + d]));
+    invalid("positions[" + std::to_string(bad) + "] = (" + row +
+            ") is not finite: every coordinate must be a finite number (no NaN or Inf)");
+  }
+}
+
+}  // namespace
+
+CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArray>& attributes,
+                         const Layout& layout, int threads) {
+  if (!is_float(positions.dtype))
+    invalid(std::string("positions have dtype ") + dtype_name(positions.dtype) +
+            "; expected float32 or float64");
+  if (positions.one_d || positions.cols < 2 || positions.cols > kMaxDims)
+    invalid("positions must be a 2-D array of shape (N, D) with D in 2..4; got " +
+            (positions.one_d ? std::string("a 1-D array") : "D = " + std::to_string(positions.cols)));
+  CheckedInput in;
+  in.positions = &positions;
+  in.attributes = &attributes;
+  in.grid = Grid::make(layout.chunk_shape, layout.bin_shape, positions.cols);
+  std::set<std::string> seen;
+  for (const auto& a : attributes) {
+    meta::check_attribute_name(a.name);
+    if (!seen.insert(a.name).second) invalid("attribute '" + a.name + "' is given twice");
+    if (a.view.rows != positions.rows)
+      invalid("attribute '" + a.name + "' has " + std::to_string(a.view.rows) + " rows; expected " +
+              std::to_string(positions.rows) + " (one per position)");
+    if (!a.view.one_d && a.view.cols == 0)
+      invalid("attribute '" + a.name + "' has zero columns; expected shape (N,) or (N, C) with C >= 1");
+    in.attr_specs.push_back({a.name, a.view.dtype, a.view.cols, a.view.one_d});
+  }
+  if (positions.rows > 0) {
+    if (positions.dtype == DType::F32) scan_positions<float>(positions, threads, in.pos_min, in.pos_max);
+    else scan_positions<double>(positions, threads, in.pos_min, in.pos_max);
+    // Chunk coordinates are int64: refuse coordinates whose bin index overflows.
+    for (std::size_t d = 0; d < positions.cols; ++d) {
+      double extreme = std::max(std::abs(in.pos_min[d]), std::abs(in.pos_max[d]));
+      if (extreme / in.grid.bin_shape[d] > 9.0e18)
+        invalid("positions reach " + number_text(extreme) + " on axis " + std::to_string(d) +
+                ", too far from the origin for bin size " + number_text(in.grid.bin_shape[d]));
+    }
+  }
+  return in;
+}
+
+void check_inside(const ArrayView& v, const Box& box, bool half_open, const char* what, int threads) {
+  const std::size_t nd = v.cols;
+  if (box.lo.size() != nd || box.hi.size() != nd)
+    invalid(std::string(what) + " has " + std::to_string(box.lo.size()) + " dimensions; expected " +
+            std::to_string(nd) + " (one per position column)");
+  for (std::size_t d = 0; d < nd; ++d) {
+    if (std::isnan(box.lo[d]) || std::isnan(box.hi[d]) || !(box.lo[d] <= box.hi[d]) ||
+        (half_open && !(box.lo[d] < box.hi[d])))
+      invalid(std::string(what) + " " + box_text(box, half_open) + " is empty or not a number on axis " +
+              std::to_string(d) + "; expected lo " + (half_open ? "<" : "<=") + " hi");
+  }
+  std::mutex m;
+  std::size_t bad = std::numeric_limits<std::size_t>::max();
+  auto scan = [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = static_cast<const T*>(v.data);
+    parallel_blocks(v.rows, threads, [&](std::size_t, std::size_t lo, std::size_t hi) {
+      for (std::size_t i = lo; i < hi; ++i)
+        for (std::size_t d = 0; d < nd; ++d) {
+          double x = static_cast<double>(p[i * nd + d]);
+          bool inside = x >= box.lo[d] && (half_open ? x < box.hi[d] : x <= box.hi[d]);
+          if (!inside) {
+            std::lock_guard<std::mutex> lock(m);
+            bad = std::min(bad, i);
+            return;
+          }
+        }
+    });
+    if (bad != std::numeric_limits<std::size_t>::max()) {
+      std::string row;
+      for (std::size_t d = 0; d < nd; ++d) row += (d ? ", " : "") + number_text(static_cast<double>(p[bad * nd + d]));
+      invalid("positions[" + std::to_string(bad) + "] = (" + row + ") lies outside the " + what + " " +
+              box_text(box, half_open) + "; every position must lie inside it");
+    }
+  };
+  if (v.dtype == DType::F32) scan(float{});
+  else scan(double{});
+}
+
+}  // namespace zvf::detail

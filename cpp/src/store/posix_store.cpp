@@ -1,0 +1,337 @@
+// Store backed by a directory tree. Keys map 1:1 to relative file paths.
+//
+// Concurrency model: no locks anywhere. Each set() writes a temp file whose name
+// is unique per call (pid + 64 random bits, created with O_EXCL) and renames it
+// over the target, so any number of threads and processes, on one host or many
+// sharing a parallel filesystem, can write the same directory at once.
+#include "zvf/store.hpp"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <system_error>
+#include <thread>
+
+#include "zvf/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace zvf {
+
+namespace {
+
+constexpr const char* kTmpSuffix = ".zvftmp";
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+[[noreturn]] void io_fail(const std::string& what, const std::string& key, const std::string& path, int err) {
+  fail(Error::Code::IO, what + " key '" + key + "' (" + path + "): " + errno_text(err));
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// See memory_store.cpp: "" is the whole store, else a key with an optional trailing '/'.
+std::string normalize_prefix(const std::string& prefix) {
+  if (prefix.empty()) return prefix;
+  std::string p = prefix;
+  if (p.size() > 1 && p.back() == '/') p.pop_back();
+  check_key(p);
+  return p;
+}
+
+// Random bits for temp names. getrandom() has no state to share between
+// threads; the fallback only has to differ between concurrent callers, and
+// O_EXCL catches the rest.
+std::uint64_t temp_token() {
+  std::uint64_t v = 0;
+  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof v)) return v;
+  v = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  v ^= std::hash<std::thread::id>{}(std::this_thread::get_id()) * 0x9E3779B97F4A7C15ull;
+  return v;
+}
+
+std::string temp_path_for(const std::string& path) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, ".%ld-%016llx", static_cast<long>(::getpid()),
+                static_cast<unsigned long long>(temp_token()));
+  return path + buf + kTmpSuffix;
+}
+
+// Writes all of data to fd, retrying on EINTR and short writes. Returns 0 or errno.
+int write_all(int fd, ByteSpan data) {
+  const std::uint8_t* p = data.data();
+  std::size_t left = data.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
+// mkdir -p that tolerates another process creating the same directories.
+int make_parents(const fs::path& file) {
+  const fs::path parent = file.parent_path();
+  if (parent.empty()) return 0;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (!ec || fs::is_directory(parent)) return 0;
+    if (attempt == 2) return ec.value() ? ec.value() : EIO;
+  }
+  return EIO;
+}
+
+int open_fd(const std::string& path, int flags, mode_t mode = 0) {
+  while (true) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd >= 0 || errno != EINTR) return fd;
+  }
+}
+
+}  // namespace
+
+PosixStore::PosixStore(std::string root) : root_(std::move(root)) {
+  if (root_.empty()) invalid("PosixStore needs a directory path, got an empty string");
+  // "/data/x/" and "/data/x" are the same store; keep describe() canonical.
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
+
+std::optional<Bytes> PosixStore::get(const std::string& key) const {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  const int fd = open_fd(path, O_RDONLY);
+  if (fd < 0) {
+    // ENOTDIR: an ancestor of the key is a file, so the key cannot exist.
+    const int err = errno;  // before any allocation can disturb it
+    if (err == ENOENT || err == ENOTDIR) return std::nullopt;
+    io_fail("cannot open", key, path, err);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    io_fail("cannot stat", key, path, err);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    // A directory is a prefix of other keys, not a value (as in MemoryStore).
+    ::close(fd);
+    return std::nullopt;
+  }
+  // Read until EOF rather than trusting st_size. The spare byte lets the
+  // final, EOF-detecting read happen without reallocating.
+  Bytes out(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 0) + 1);
+  std::size_t have = 0;
+  while (true) {
+    if (have == out.size()) out.resize(out.size() + out.size() / 2 + 4096);  // file grew
+    const ssize_t n = ::read(fd, out.data() + have, out.size() - have);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      io_fail("cannot read", key, path, err);
+    }
+    if (n == 0) break;
+    have += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  out.resize(have);
+  return out;
+}
+
+void PosixStore::set(const std::string& key, ByteSpan value) {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  std::string tmp;
+  int fd = -1;
+  // Try the open first: the parent usually exists, and skipping the mkdir
+  // walk saves metadata round trips on parallel filesystems.
+  int mkdirs = 0;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    tmp = temp_path_for(path);
+    fd = open_fd(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd >= 0) break;
+    const int err = errno;
+    if (err == EEXIST) continue;  // name clash with another writer: draw again
+    // Retried because a concurrent erase_prefix may remove what we just made.
+    if (err == ENOENT && mkdirs++ < 3) {
+      if (const int merr = make_parents(path)) io_fail("cannot create parent directories for", key, path, merr);
+      continue;
+    }
+    io_fail("cannot create temp file " + tmp + " for", key, path, err);
+  }
+  if (fd < 0) io_fail("cannot create a unique temp file for", key, path, EEXIST);
+
+  int err = write_all(fd, value);
+  if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp.c_str());
+    io_fail("cannot write", key, path, err);
+  }
+}
+
+bool PosixStore::exists(const std::string& key) const {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return false;
+    io_fail("cannot stat", key, path, err);
+  }
+  return !S_ISDIR(st.st_mode);
+}
+
+void PosixStore::erase(const std::string& key) {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  if (::unlink(path.c_str()) != 0) {
+    // Missing keys are fine; EISDIR/EPERM on a directory means "no value here".
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR || err == EISDIR) return;
+    if (err == EPERM && fs::is_directory(path)) return;
+    io_fail("cannot erase", key, path, err);
+  }
+}
+
+void PosixStore::erase_prefix(const std::string& prefix) {
+  const std::string p = normalize_prefix(prefix);
+  std::error_code ec;
+  if (p.empty()) {
+    // Empty the root but keep it: it may be a mount point or owned by someone else.
+    fs::directory_iterator it(root_, ec);
+    if (ec) {
+      if (ec == std::errc::no_such_file_or_directory) return;
+      fail(Error::Code::IO, "cannot list store root " + root_ + ": " + ec.message());
+    }
+    while (it != fs::directory_iterator()) {
+      const fs::path child = it->path();
+      fs::remove_all(child, ec);
+      if (ec) fail(Error::Code::IO, "cannot remove " + child.string() + ": " + ec.message());
+      it.increment(ec);
+      if (ec) fail(Error::Code::IO, "cannot list store root " + root_ + ": " + ec.message());
+    }
+    return;
+  }
+  const std::string path = root_ + "/" + p;
+  fs::remove_all(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory) {
+    fail(Error::Code::IO, "cannot erase prefix '" + p + "' (" + path + "): " + ec.message());
+  }
+}
+
+std::vector<std::string> PosixStore::list(const std::string& prefix) const {
+  const std::string p = normalize_prefix(prefix);
+  const std::string top = p.empty() ? root_ : root_ + "/" + p;
+  std::vector<std::string> out;
+
+  struct stat st {};
+  if (::stat(top.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return out;
+    fail(Error::Code::IO, "cannot list prefix '" + p + "' (" + top + "): " + errno_text(err));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    // The prefix is itself a key: the subtree is that one key.
+    if (!p.empty() && !ends_with(p, kTmpSuffix)) out.push_back(p);
+    return out;
+  }
+
+  // Explicit stack instead of recursive_directory_iterator so a subdirectory
+  // removed by a concurrent erase is skipped rather than aborting the walk.
+  std::vector<std::pair<fs::path, std::string>> todo{{fs::path(top), p}};
+  while (!todo.empty()) {
+    auto [dir, key_prefix] = std::move(todo.back());
+    todo.pop_back();
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) {
+      if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) continue;
+      fail(Error::Code::IO, "cannot list " + dir.string() + ": " + ec.message());
+    }
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      const std::string key = key_prefix.empty() ? name : key_prefix + "/" + name;
+      std::error_code sec;
+      // Recurse into real directories only, so a symlink loop cannot trap us.
+      if (it->is_directory(sec) && !it->is_symlink(sec)) {
+        todo.emplace_back(it->path(), key);
+      } else if (!ends_with(name, kTmpSuffix) && it->is_regular_file(sec)) {
+        out.push_back(key);
+      }
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      fail(Error::Code::IO, "cannot list " + dir.string() + ": " + ec.message());
+    }
+  }
+  return out;
+}
+
+void PosixStore::rename(const std::string& from, const std::string& to) {
+  check_key(from);
+  check_key(to);
+  const std::string src = root_ + "/" + from;
+  const std::string dst = root_ + "/" + to;
+  if (!exists(from)) fail(Error::Code::NotFound, "cannot rename '" + from + "' in " + root_ + ": key does not exist");
+  if (const int err = make_parents(dst)) io_fail("cannot create parent directories for", to, dst, err);
+  std::error_code ec;
+  fs::rename(src, dst, ec);
+  if (ec) {
+    fail(Error::Code::IO, "cannot rename key '" + from + "' to '" + to + "' (" + src + " -> " + dst +
+                              "): " + ec.message());
+  }
+}
+
+bool PosixStore::root_exists() const {
+  std::error_code ec;
+  return fs::is_directory(root_, ec);
+}
+
+void PosixStore::sync_key(const std::string& key) {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  const int fd = open_fd(path, O_RDONLY);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) {
+      fail(Error::Code::NotFound, "cannot sync key '" + key + "' (" + path + "): key does not exist");
+    }
+    io_fail("cannot open", key, path, err);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    io_fail("cannot fsync", key, path, err);
+  }
+  ::close(fd);
+  // The rename that published the key lives in the directory; sync it too.
+  const std::string dir = fs::path(path).parent_path().string();
+  const int dfd = open_fd(dir, O_RDONLY | O_DIRECTORY);
+  if (dfd < 0) {
+    const int err = errno;
+    io_fail("cannot open directory " + dir + " of", key, path, err);
+  }
+  if (::fsync(dfd) != 0 && errno != EINVAL) {  // EINVAL: fs cannot sync directories
+    const int err = errno;
+    ::close(dfd);
+    io_fail("cannot fsync directory " + dir + " of", key, path, err);
+  }
+  ::close(dfd);
+}
+
+}  // namespace zvf

@@ -1,0 +1,287 @@
+// Codec chains: JSON round trip, vlen-bytes framing, compression round trips
+// and rejection of damaged cells.
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "zvf/codec.hpp"
+#include "zvf/error.hpp"
+
+using nlohmann::json;
+using zvf::Bytes;
+using zvf::ByteSpan;
+using zvf::CodecSpec;
+using zvf::Error;
+
+namespace {
+
+Bytes bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+template <class F>
+void expect_error(F&& f, Error::Code code, const std::vector<std::string>& needles = {}) {
+  try {
+    f();
+    ADD_FAILURE() << "expected zvf::Error, nothing was thrown";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "'" << n << "' not in: " << e.what();
+  }
+}
+
+const json kNoneJson = json::parse(R"([{"name":"vlen-bytes","configuration":{}}])");
+const json kZstdJson = json::parse(
+    R"([{"name":"vlen-bytes","configuration":{}},{"name":"zstd","configuration":{"level":0,"checksum":false}}])");
+const json kBloscJson = json::parse(
+    R"([{"name":"vlen-bytes","configuration":{}},{"name":"blosc","configuration":{"typesize":4,"cname":"zstd","clevel":5,"shuffle":"bitshuffle","blocksize":0}}])");
+
+// Something compressible but not trivial: float-like little-endian words.
+Bytes sample_payload(std::size_t n) {
+  Bytes b(n);
+  std::mt19937 rng(42);
+  for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>((i % 4 == 3) ? 0x44 : rng() % 16);
+  return b;
+}
+
+class CodecKinds : public ::testing::TestWithParam<std::string> {
+ protected:
+  CodecSpec spec() const { return CodecSpec::from_name(GetParam()); }
+};
+
+TEST_P(CodecKinds, RoundTripEmptySmallAndLarge) {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{100}, std::size_t{1} << 20}) {
+    SCOPED_TRACE("payload bytes=" + std::to_string(n));
+    const Bytes payload = sample_payload(n);
+    const Bytes stored = zvf::encode_cell(payload, spec());
+    EXPECT_EQ(zvf::decode_cell(stored, spec(), "cell"), payload);
+    if (n == (std::size_t{1} << 20) && GetParam() != "none") {
+      EXPECT_LT(stored.size(), n);  // it compressed
+    }
+  }
+}
+
+TEST_P(CodecKinds, TruncatedCellIsCorruptAndNamesWhat) {
+  const Bytes stored = zvf::encode_cell(sample_payload(5000), spec());
+  for (std::size_t keep : {std::size_t{0}, std::size_t{3}, std::size_t{7}, std::size_t{12}, stored.size() / 2, stored.size() - 1}) {
+    SCOPED_TRACE("kept bytes=" + std::to_string(keep));
+    const Bytes cut(stored.begin(), stored.begin() + static_cast<std::ptrdiff_t>(keep));
+    expect_error([&] { zvf::decode_cell(cut, spec(), "0/vertices/c/1/2/3"); }, Error::Code::Corrupt,
+                 {"0/vertices/c/1/2/3"});
+  }
+}
+
+TEST_P(CodecKinds, GarbledCellIsCorrupt) {
+  Bytes stored = zvf::encode_cell(sample_payload(5000), spec());
+  for (std::size_t i = 0; i < 8 && i < stored.size(); ++i) stored[i] ^= 0x5a;  // smash the header
+  expect_error([&] { zvf::decode_cell(stored, spec(), "key-x"); }, Error::Code::Corrupt, {"key-x"});
+}
+
+TEST_P(CodecKinds, TrailingGarbageIsCorrupt) {
+  Bytes stored = zvf::encode_cell(bytes("abc"), spec());
+  stored.push_back(0);
+  expect_error([&] { zvf::decode_cell(stored, spec(), "key-t"); }, Error::Code::Corrupt, {"key-t"});
+}
+
+TEST_P(CodecKinds, ThreadSafe) {
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        const Bytes p = sample_payload(static_cast<std::size_t>(1000 * t + 37 * i));
+        if (zvf::decode_cell(zvf::encode_cell(p, spec()), spec(), "c") != p) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST_P(CodecKinds, JsonRoundTrip) {
+  const CodecSpec s = spec();
+  const CodecSpec back = CodecSpec::from_json(s.to_json());
+  EXPECT_EQ(back.name(), GetParam());
+  EXPECT_EQ(back.to_json(), s.to_json());
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, CodecKinds, ::testing::Values("none", "zstd", "blosc"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+TEST(Codec, FramingIsExact) {
+  const Bytes expected = {0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x61, 0x62, 0x63};
+  EXPECT_EQ(zvf::encode_cell(bytes("abc"), CodecSpec{}), expected);
+  EXPECT_EQ(zvf::encode_cell(Bytes{}, CodecSpec{}), (Bytes{1, 0, 0, 0, 0, 0, 0, 0}));
+  const Bytes p300(300, 0xAB);
+  const Bytes enc = zvf::encode_cell(p300, CodecSpec{});
+  ASSERT_EQ(enc.size(), 308u);
+  EXPECT_EQ(enc[4], 0x2C);  // 300 = 0x012C, little-endian
+  EXPECT_EQ(enc[5], 0x01);
+}
+
+TEST(Codec, CompressedCellsDecompressToTheFraming) {
+  const Bytes framed = zvf::encode_cell(bytes("abc"), CodecSpec{});
+  const Bytes z = zvf::encode_cell(bytes("abc"), CodecSpec::from_name("zstd"));
+  ASSERT_GE(z.size(), 4u);
+  EXPECT_EQ(z[0], 0x28);  // zstd magic 0xFD2FB528, little-endian
+  Bytes out(64);
+  const std::size_t n = ZSTD_decompress(out.data(), out.size(), z.data(), z.size());
+  ASSERT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  EXPECT_EQ(out, framed);
+  EXPECT_EQ(ZSTD_getFrameContentSize(z.data(), z.size()), framed.size());  // size recorded, like numcodecs
+
+  const Bytes b = zvf::encode_cell(bytes("abc"), CodecSpec::from_name("blosc"));
+  ASSERT_GE(b.size(), 16u);
+  EXPECT_EQ(b[3], 4);  // typesize byte of the blosc header
+  EXPECT_EQ(b[4] | b[5] << 8 | b[6] << 16 | b[7] << 24, static_cast<int>(framed.size()));  // nbytes
+}
+
+TEST(Codec, ZstdFrameWithoutContentSizeDecodes) {
+  // Streaming writers may leave the content size out; decode must cope.
+  const Bytes framed = zvf::encode_cell(sample_payload(300000), CodecSpec{});
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
+  Bytes z(ZSTD_compressBound(framed.size()));
+  const std::size_t n = ZSTD_compress2(cctx, z.data(), z.size(), framed.data(), framed.size());
+  ZSTD_freeCCtx(cctx);
+  ASSERT_FALSE(ZSTD_isError(n));
+  z.resize(n);
+  ASSERT_EQ(ZSTD_getFrameContentSize(z.data(), z.size()), ZSTD_CONTENTSIZE_UNKNOWN);
+  EXPECT_EQ(zvf::decode_cell(z, CodecSpec::from_name("zstd"), "c"), sample_payload(300000));
+  z.resize(z.size() - 10);
+  expect_error([&] { zvf::decode_cell(z, CodecSpec::from_name("zstd"), "streamed-key"); }, Error::Code::Corrupt,
+               {"streamed-key"});
+}
+
+TEST(Codec, ZstdChecksumIsWrittenAndVerified) {
+  CodecSpec s = CodecSpec::from_name("zstd");
+  s.checksum = true;
+  s.level = 19;
+  Bytes z = zvf::encode_cell(sample_payload(2000), s);
+  EXPECT_EQ(zvf::decode_cell(z, s, "c"), sample_payload(2000));
+  z.back() ^= 0xff;  // the last 4 bytes are the checksum
+  expect_error([&] { zvf::decode_cell(z, s, "ck"); }, Error::Code::Corrupt, {"ck"});
+}
+
+TEST(Codec, VlenHeaderValidation) {
+  const CodecSpec none;
+  expect_error([&] { zvf::decode_cell(Bytes{1, 0, 0}, none, "short"); }, Error::Code::Corrupt, {"short", "3", "8"});
+  expect_error([&] { zvf::decode_cell(Bytes{2, 0, 0, 0, 0, 0, 0, 0}, none, "two"); }, Error::Code::Corrupt,
+               {"two", "2 elements", "expected 1"});
+  expect_error([&] { zvf::decode_cell(Bytes{0, 0, 0, 0, 0, 0, 0, 0}, none, "zero"); }, Error::Code::Corrupt,
+               {"zero", "0 elements"});
+  expect_error([&] { zvf::decode_cell(Bytes{1, 0, 0, 0, 5, 0, 0, 0, 'a', 'b'}, none, "len"); }, Error::Code::Corrupt,
+               {"len", "5", "2"});
+  expect_error([&] { zvf::decode_cell(Bytes{1, 0, 0, 0, 1, 0, 0, 0, 'a', 'b'}, none, "trail"); }, Error::Code::Corrupt,
+               {"trail", "1", "2"});
+  EXPECT_EQ(zvf::decode_cell(Bytes{1, 0, 0, 0, 2, 0, 0, 0, 'a', 'b'}, none, "ok"), bytes("ab"));
+}
+
+TEST(Codec, ToJsonIsExact) {
+  EXPECT_EQ(CodecSpec::from_name("none").to_json(), kNoneJson);
+  EXPECT_EQ(CodecSpec::from_name("").to_json(), kNoneJson);
+  EXPECT_EQ(CodecSpec::from_name("zstd").to_json(), kZstdJson);
+  EXPECT_EQ(CodecSpec::from_name("blosc").to_json(), kBloscJson);
+  EXPECT_EQ(CodecSpec{}.to_json(), kNoneJson);
+  EXPECT_EQ(CodecSpec::from_name("zstd").name(), "zstd");
+  EXPECT_EQ(CodecSpec::from_name("blosc").name(), "blosc");
+  EXPECT_EQ(CodecSpec::from_name("none").name(), "none");
+}
+
+TEST(Codec, FromJsonOfEachKind) {
+  EXPECT_EQ(CodecSpec::from_json(kNoneJson).kind, CodecSpec::Kind::None);
+
+  const CodecSpec z = CodecSpec::from_json(kZstdJson);
+  EXPECT_EQ(z.kind, CodecSpec::Kind::Zstd);
+  EXPECT_EQ(z.level, 0);
+  EXPECT_FALSE(z.checksum);
+
+  const CodecSpec b = CodecSpec::from_json(kBloscJson);
+  EXPECT_EQ(b.kind, CodecSpec::Kind::Blosc);
+  EXPECT_EQ(b.level, 5);
+  EXPECT_EQ(b.cname, "zstd");
+  EXPECT_EQ(b.shuffle, "bitshuffle");
+  EXPECT_EQ(b.typesize, 4);
+  EXPECT_EQ(b.blocksize, 0);
+
+  const CodecSpec b2 = CodecSpec::from_json(json::parse(
+      R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"typesize":1,"cname":"lz4","clevel":9,"shuffle":"noshuffle","blocksize":65536}}])"));
+  EXPECT_EQ(b2.typesize, 1);
+  EXPECT_EQ(b2.cname, "lz4");
+  EXPECT_EQ(b2.level, 9);
+  EXPECT_EQ(b2.shuffle, "noshuffle");
+  EXPECT_EQ(b2.blocksize, 65536);
+  const Bytes p = sample_payload(100000);
+  EXPECT_EQ(zvf::decode_cell(zvf::encode_cell(p, b2), b2, "c"), p);
+
+  const CodecSpec z2 = CodecSpec::from_json(json::parse(
+      R"([{"name":"vlen-bytes","configuration":{}},{"name":"zstd","configuration":{"level":-3,"checksum":true}}])"));
+  EXPECT_EQ(z2.level, -3);
+  EXPECT_TRUE(z2.checksum);
+}
+
+TEST(Codec, FromJsonDefaultsForMissingKeys) {
+  const CodecSpec z = CodecSpec::from_json(json::parse(R"([{"name":"vlen-bytes"},{"name":"zstd"}])"));
+  EXPECT_EQ(z.kind, CodecSpec::Kind::Zstd);
+  EXPECT_EQ(z.level, 0);
+  EXPECT_FALSE(z.checksum);
+  const CodecSpec b =
+      CodecSpec::from_json(json::parse(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"cname":"zstd"}}])"));
+  EXPECT_EQ(b.to_json(), kBloscJson);
+  EXPECT_EQ(CodecSpec::from_json(json::parse(R"(["vlen-bytes","zstd"])")).kind, CodecSpec::Kind::Zstd);
+  EXPECT_EQ(CodecSpec::from_json(json::parse(R"([{"name":"vlen-bytes"}])")).kind, CodecSpec::Kind::None);
+}
+
+TEST(Codec, FromJsonRejectsUnsupportedChains) {
+  auto rejects = [](const char* text, const std::string& needle) {
+    SCOPED_TRACE(text);
+    expect_error([&] { CodecSpec::from_json(json::parse(text)); }, Error::Code::Corrupt, {needle});
+  };
+  rejects(R"([])", "vlen-bytes");
+  rejects(R"({"name":"vlen-bytes"})", "vlen-bytes");
+  rejects(R"([{"name":"bytes","configuration":{"endian":"little"}}])", "bytes");
+  rejects(R"([{"name":"vlen-utf8","configuration":{}}])", "vlen-utf8");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"gzip","configuration":{"level":5}}])", "gzip");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd"},{"name":"crc32c"}])", "crc32c");
+  rejects(R"([{"name":"zstd"},{"name":"vlen-bytes"}])", "zstd");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"level":"high"}}])", "zstd");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"checksum":1}}])", "zstd");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"level":1,"window":3}}])", "window");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"shuffle":"sideways"}}])", "sideways");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"cname":"brotli"}}])", "brotli");
+  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"shuffle":1}}])", "blosc");
+  rejects(R"([{"name":"vlen-bytes","configuration":{"x":1}}])", "vlen-bytes");
+  rejects(R"([{"configuration":{}}])", "name");
+}
+
+TEST(Codec, FromNameRejectsUnknown) {
+  expect_error([] { CodecSpec::from_name("lz4"); }, Error::Code::InvalidArgument, {"lz4", "none", "zstd", "blosc"});
+  expect_error([] { CodecSpec::from_name("ZSTD"); }, Error::Code::InvalidArgument, {"ZSTD"});
+}
+
+TEST(Codec, BadEncoderSettingsAreInvalidArgument) {
+  CodecSpec z = CodecSpec::from_name("zstd");
+  z.level = 99;
+  expect_error([&] { zvf::encode_cell(bytes("x"), z); }, Error::Code::InvalidArgument, {"99"});
+  CodecSpec b = CodecSpec::from_name("blosc");
+  b.shuffle = "twist";
+  expect_error([&] { zvf::encode_cell(bytes("x"), b); }, Error::Code::InvalidArgument, {"twist"});
+  b = CodecSpec::from_name("blosc");
+  b.level = 10;
+  expect_error([&] { zvf::encode_cell(bytes("x"), b); }, Error::Code::InvalidArgument, {"10"});
+  b = CodecSpec::from_name("blosc");
+  b.cname = "nope";
+  expect_error([&] { zvf::encode_cell(bytes("x"), b); }, Error::Code::InvalidArgument, {"nope"});
+}
+
+TEST(Codec, BloscHeaderSizeMismatchIsCorrupt) {
+  Bytes b = zvf::encode_cell(sample_payload(1000), CodecSpec::from_name("blosc"));
+  b.push_back(0);
+  expect_error([&] { zvf::decode_cell(b, CodecSpec::from_name("blosc"), "bk"); }, Error::Code::Corrupt,
+               {"bk", std::to_string(b.size() - 1), std::to_string(b.size())});
+}
+
+}  // namespace

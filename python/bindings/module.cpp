@@ -1,0 +1,240 @@
+// zarr_vectors._zvf: the Python face of libzvf. Arrays cross without copies
+// (inputs are borrowed, outputs hand their buffer to numpy through a capsule),
+// and the GIL is released for all engine work. zvf::Error becomes the matching
+// class of zarr_vectors.errors in exactly one place (translate_errors).
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include "zvf/error.hpp"
+#include "zvf/points.hpp"
+
+namespace py = pybind11;
+using namespace zvf;
+
+namespace {
+
+py::object error_class(Error::Code code) {
+  const char* name = "ZvfError";
+  switch (code) {
+    case Error::Code::InvalidArgument: name = "InvalidInputError"; break;
+    case Error::Code::NotFound: name = "StoreNotFoundError"; break;
+    case Error::Code::Corrupt: name = "CorruptStoreError"; break;
+    case Error::Code::Conflict: name = "PartitionConflictError"; break;
+    case Error::Code::IO: name = "StoreIOError"; break;
+  }
+  return py::module_::import("zarr_vectors.errors").attr(name);
+}
+
+void translate_errors(std::exception_ptr p) {
+  try {
+    if (p) std::rethrow_exception(p);
+  } catch (const Error& e) {
+    PyErr_SetString(error_class(e.code()).ptr(), e.what());
+  }
+}
+
+DType dtype_of(const py::array& a, const std::string& what) {
+  const auto dt = a.dtype();
+  const char kind = dt.kind();
+  const auto size = dt.itemsize();
+  if (kind == 'f' && size == 4) return DType::F32;
+  if (kind == 'f' && size == 8) return DType::F64;
+  if (kind == 'i' || kind == 'u') {
+    static const DType si[] = {DType::I8, DType::I16, DType::I32, DType::I64};
+    static const DType ui[] = {DType::U8, DType::U16, DType::U32, DType::U64};
+    int k = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : size == 8 ? 3 : -1;
+    if (k >= 0) return kind == 'i' ? si[k] : ui[k];
+  }
+  throw Error(Error::Code::InvalidArgument,
+              what + " has dtype " + std::string(py::str(dt)) +
+                  "; expected a numeric dtype (float32, float64, int8..int64, uint8..uint64)");
+}
+
+// Borrows a C-contiguous numpy array (the Python layer makes it contiguous).
+ArrayView view_of(const py::array& a, const std::string& what) {
+  if (!(a.flags() & py::array::c_style)) throw Error(Error::Code::InvalidArgument, what + " must be C-contiguous");
+  ArrayView v;
+  v.data = a.data();
+  v.dtype = dtype_of(a, what);
+  if (a.ndim() == 1) {
+    v.rows = static_cast<std::size_t>(a.shape(0));
+    v.one_d = true;
+  } else if (a.ndim() == 2) {
+    v.rows = static_cast<std::size_t>(a.shape(0));
+    v.cols = static_cast<std::size_t>(a.shape(1));
+  } else {
+    throw Error(Error::Code::InvalidArgument, what + " has " + std::to_string(a.ndim()) +
+                                                  " dimensions; expected shape (N,) or (N, C)");
+  }
+  return v;
+}
+
+py::array to_numpy(OwnedArray&& a) {
+  auto* holder = new Bytes(std::move(a.data));
+  py::capsule owner(holder, [](void* p) { delete static_cast<Bytes*>(p); });
+  std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(a.rows)};
+  if (!a.one_d) shape.push_back(static_cast<py::ssize_t>(a.cols));
+  return py::array(py::dtype(dtype_name(a.dtype)), shape, holder->data(), owner);
+}
+
+Layout layout_of(const std::vector<double>& chunk, const std::optional<std::vector<double>>& bin,
+                 const std::string& compressor) {
+  return {chunk, bin.value_or(std::vector<double>{}), CodecSpec::from_name(compressor)};
+}
+
+std::vector<NamedArray> attrs_of(const std::vector<std::pair<std::string, py::array>>& attrs) {
+  std::vector<NamedArray> out;
+  for (const auto& [name, arr] : attrs) out.push_back({name, view_of(arr, "attribute '" + name + "'")});
+  return out;
+}
+
+Exec exec_of(int threads, const std::optional<py::function>& progress) {
+  Exec e;
+  e.threads = threads;
+  if (progress) {
+    // Progress runs on the calling thread, which holds no GIL during engine work.
+    py::function fn = *progress;
+    e.progress = [fn](std::uint64_t done, std::uint64_t total) {
+      py::gil_scoped_acquire gil;
+      fn(done, total);
+    };
+  }
+  return e;
+}
+
+py::object box_or_none(const std::optional<Box>& b) {
+  if (!b) return py::none();
+  return py::make_tuple(py::cast(b->lo), py::cast(b->hi));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_zvf, m) {
+  m.doc() = "Native engine of zarr_vectors (libzvf). Use the zarr_vectors package, not this module.";
+  py::register_exception_translator(&translate_errors);
+  m.attr("ZV_VERSION") = kZvVersion;
+
+  m.def(
+      "write_points",
+      [](const std::string& url, const py::array& positions,
+         const std::vector<std::pair<std::string, py::array>>& attributes, const std::vector<double>& chunk,
+         const std::optional<std::vector<double>>& bin, const std::optional<std::pair<std::vector<double>, std::vector<double>>>& bounds,
+         const std::string& compressor, int threads, const std::optional<py::function>& progress) {
+        ArrayView pos = view_of(positions, "positions");
+        auto attrs = attrs_of(attributes);
+        Layout layout = layout_of(chunk, bin, compressor);
+        std::optional<Box> box;
+        if (bounds) box = Box{bounds->first, bounds->second};
+        Exec exec = exec_of(threads, progress);
+        WriteSummary s;
+        {
+          py::gil_scoped_release nogil;
+          auto store = open_store_url(url);
+          s = write_points(*store, pos, attrs, layout, box, exec);
+        }
+        return py::dict(py::arg("vertex_count") = s.vertex_count, py::arg("chunk_count") = s.chunk_count,
+                        py::arg("bins_per_chunk") = py::tuple(py::cast(s.bins_per_chunk)));
+      },
+      py::arg("url"), py::arg("positions"), py::arg("attributes"), py::arg("chunk_shape"), py::arg("bin_shape"),
+      py::arg("bounds"), py::arg("compressor"), py::arg("threads") = 0, py::arg("progress") = py::none());
+
+  m.def(
+      "write_points_partition",
+      [](const std::string& url, const py::array& positions,
+         const std::vector<std::pair<std::string, py::array>>& attributes, const std::vector<double>& chunk,
+         const std::optional<std::vector<double>>& bin, const std::vector<double>& lo, const std::vector<double>& hi,
+         const std::string& compressor, int threads, const std::optional<py::function>& progress) {
+        ArrayView pos = view_of(positions, "positions");
+        auto attrs = attrs_of(attributes);
+        Layout layout = layout_of(chunk, bin, compressor);
+        Exec exec = exec_of(threads, progress);
+        PartitionSummary s;
+        {
+          py::gil_scoped_release nogil;
+          auto store = open_store_url(url);
+          s = write_points_partition(*store, pos, attrs, layout, Box{lo, hi}, exec);
+        }
+        return py::dict(py::arg("partition_id") = s.partition_id, py::arg("vertex_count") = s.vertex_count,
+                        py::arg("chunks_in_place") = s.chunks_in_place, py::arg("chunks_staged") = s.chunks_staged);
+      },
+      py::arg("url"), py::arg("positions"), py::arg("attributes"), py::arg("chunk_shape"), py::arg("bin_shape"),
+      py::arg("range_lo"), py::arg("range_hi"), py::arg("compressor"), py::arg("threads") = 0,
+      py::arg("progress") = py::none());
+
+  m.def(
+      "finalise",
+      [](const std::string& url, bool allow_gaps, int threads) {
+        FinaliseReport r;
+        {
+          py::gil_scoped_release nogil;
+          auto store = open_store_url(url);
+          r = finalise(*store, FinaliseOptions{allow_gaps}, Exec{threads, {}});
+        }
+        return py::dict(py::arg("changed") = r.changed, py::arg("merged") = r.merged,
+                        py::arg("vertex_count") = r.vertex_count, py::arg("chunk_count") = r.chunk_count,
+                        py::arg("bounds") = box_or_none(r.bounds), py::arg("gaps") = r.gaps);
+      },
+      py::arg("url"), py::arg("allow_gaps") = false, py::arg("threads") = 0);
+
+  m.def(
+      "read_points",
+      [](const std::string& url, int level, const std::optional<std::pair<std::vector<double>, std::vector<double>>>& bbox,
+         const std::optional<std::vector<std::string>>& attributes, int threads) {
+        ReadOptions opt;
+        opt.level = level;
+        if (bbox) opt.bbox = Box{bbox->first, bbox->second};
+        opt.attributes = attributes;
+        PointCloud pc;
+        {
+          py::gil_scoped_release nogil;
+          auto store = open_store_url(url);
+          pc = read_points(*store, opt, Exec{threads, {}});
+        }
+        py::dict attrs;
+        for (auto& [name, arr] : pc.attributes) attrs[py::str(name)] = to_numpy(std::move(arr));
+        return py::make_tuple(to_numpy(std::move(pc.positions)), attrs);
+      },
+      py::arg("url"), py::arg("level") = 0, py::arg("bbox") = py::none(), py::arg("attributes") = py::none(),
+      py::arg("threads") = 0);
+
+  m.def("list_partitions", [](const std::string& url) {
+    std::vector<PartitionState> parts;
+    {
+      py::gil_scoped_release nogil;
+      parts = list_partitions(*open_store_url(url));
+    }
+    py::list out;
+    for (const auto& p : parts)
+      out.append(py::dict(py::arg("id") = p.id, py::arg("complete") = p.complete,
+                          py::arg("range") = py::make_tuple(py::cast(p.range.lo), py::cast(p.range.hi)),
+                          py::arg("vertex_count") = p.vertex_count));
+    return out;
+  });
+
+  m.def("store_info", [](const std::string& url) {
+    StoreInfo info;
+    {
+      py::gil_scoped_release nogil;
+      info = store_info(*open_store_url(url));
+    }
+    py::list attrs, levels;
+    for (const auto& a : info.attributes)
+      attrs.append(py::dict(py::arg("name") = a.name, py::arg("dtype") = dtype_name(a.dtype),
+                            py::arg("row_shape") = py::tuple(py::cast(a.row_shape))));
+    for (const auto& l : info.levels)
+      levels.append(py::dict(py::arg("level") = l.level, py::arg("vertex_count") = l.vertex_count,
+                             py::arg("chunk_shape") = py::tuple(py::cast(l.chunk_shape)),
+                             py::arg("bin_shape") = py::tuple(py::cast(l.bin_shape)),
+                             py::arg("grid_shape") = py::tuple(py::cast(l.grid_shape)),
+                             py::arg("grid_origin") = py::tuple(py::cast(l.grid_origin)),
+                             py::arg("nonempty_chunks") = l.nonempty_chunks));
+    return py::dict(py::arg("zv_version") = info.zv_version, py::arg("ndim") = info.ndim,
+                    py::arg("dtype") = dtype_name(info.dtype),
+                    py::arg("bounds") = py::make_tuple(py::cast(info.bounds.lo), py::cast(info.bounds.hi)),
+                    py::arg("compressor") = info.codec, py::arg("attributes") = attrs, py::arg("levels") = levels);
+  });
+}

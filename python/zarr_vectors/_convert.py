@@ -1,0 +1,121 @@
+"""Conversion and validation of Python arguments before they reach the engine.
+
+The engine validates everything again; this layer only turns Python values
+into the plain shapes the bindings take, with errors phrased in Python terms.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+_NUMERIC = set("iuf")
+
+
+def store_url(path: Any) -> str:
+    """Accepts str or os.PathLike; returns the string the engine opens."""
+    if isinstance(path, (str, os.PathLike)):
+        text = os.fspath(path)
+        if not text:
+            raise InvalidInputError("store path is empty")
+        return text
+    raise InvalidInputError(f"store path must be a str or os.PathLike, got {type(path).__name__}")
+
+
+def positions_array(positions: Any) -> np.ndarray:
+    arr = np.asarray(positions)
+    if arr.dtype not in (np.float32, np.float64):
+        raise InvalidInputError(
+            f"positions have dtype {arr.dtype}; expected float32 or float64 "
+            "(convert explicitly, e.g. positions.astype(np.float32))"
+        )
+    if arr.ndim != 2 or not 2 <= arr.shape[1] <= 4:
+        raise InvalidInputError(
+            f"positions have shape {arr.shape}; expected (N, D) with D in 2..4"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def attribute_arrays(attributes: Mapping[str, Any] | None, n: int) -> list[tuple[str, np.ndarray]]:
+    if attributes is None:
+        return []
+    if not isinstance(attributes, Mapping):
+        raise InvalidInputError(
+            f"attributes must be a dict of name -> array, got {type(attributes).__name__}"
+        )
+    out = []
+    for name, values in attributes.items():
+        if not isinstance(name, str):
+            raise InvalidInputError(f"attribute name {name!r} is not a str")
+        arr = np.asarray(values)
+        if arr.dtype.kind not in _NUMERIC or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
+            raise InvalidInputError(
+                f"attribute {name!r} has dtype {arr.dtype}; expected a numeric dtype "
+                "(float32, float64, int8..int64, uint8..uint64)"
+            )
+        if arr.ndim not in (1, 2):
+            raise InvalidInputError(
+                f"attribute {name!r} has shape {arr.shape}; expected ({n},) or ({n}, C)"
+            )
+        if arr.shape[0] != n:
+            raise InvalidInputError(
+                f"attribute {name!r} has {arr.shape[0]} rows; expected {n} (one per position)"
+            )
+        out.append((name, np.ascontiguousarray(arr)))
+    return out
+
+
+def shape_tuple(value: Any, name: str, ndim: int | None = None) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        raise InvalidInputError(f"{name} must be a sequence of numbers, one per axis, got {value!r}")
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a sequence of numbers, got {value!r}") from None
+    if ndim is not None and len(out) != ndim:
+        raise InvalidInputError(f"{name} {tuple(value)} has {len(out)} values; expected {ndim}")
+    return out
+
+
+def pair(value: Any, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a (lo, hi) pair of numbers, got {value!r}") from None
+    if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+        raise InvalidInputError(f"{name} {value!r} is empty: expected lo < hi (half-open [lo, hi))")
+    return lo, hi
+
+
+def box(value: Any, name: str, ndim: int) -> tuple[list[float], list[float]]:
+    try:
+        lo, hi = value
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be ((lo, ...), (hi, ...)), got {value!r}") from None
+    return shape_tuple(lo, f"{name} lower corner", ndim), shape_tuple(hi, f"{name} upper corner", ndim)
+
+
+def compressor_name(compressor: Any) -> str:
+    if compressor is None:
+        return "none"
+    if isinstance(compressor, str):
+        return compressor
+    raise InvalidInputError(
+        f"compressor must be None, 'none', 'zstd' or 'blosc', got {compressor!r}"
+    )
+
+
+def threads_count(threads: Any) -> int:
+    if threads is None:
+        return 0
+    if not isinstance(threads, int) or threads < 0:
+        raise InvalidInputError(f"threads must be a non-negative int (0 = all cores), got {threads!r}")
+    return threads

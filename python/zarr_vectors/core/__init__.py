@@ -1,0 +1,1 @@
+"""Store access and store-level metadata."""

@@ -1,0 +1,47 @@
+"""Finalisation: store metadata and the NGFF multiscales block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zarr
+
+from .. import _zvf
+from .._convert import threads_count
+from .store import store_path
+
+
+def finalise(path: Any, *, allow_gaps: bool = False, threads: int | None = None) -> dict[str, Any]:
+    """Finalise a store written by ``write_points_partition``.
+
+    Checks that the partitions' manifests agree, refuses incomplete,
+    overlapping or inconsistent partitions (naming them), reports gaps along
+    the partition axis (refused unless ``allow_gaps``), merges the pieces of
+    chunks that straddle partition edges, computes bounds and presence, and
+    writes array, level and root metadata, the root last. Idempotent: on a
+    final store with nothing pending it writes nothing (``changed`` is False).
+
+    Returns a dict with ``changed``, ``merged`` (partition ids), ``vertex_count``,
+    ``chunk_count``, ``bounds`` and ``gaps``.
+    """
+    return _zvf.finalise(store_path(path), bool(allow_gaps), threads_count(threads))
+
+
+def write_multiscale_metadata(root: Any) -> list[dict[str, Any]]:
+    """Finalise the store behind ``root`` and return its NGFF ``datasets`` list.
+
+    ``root`` is the group from ``open_store(path, mode="r+")`` (or a path).
+    Pending partitions are merged first (see :func:`finalise`); the root
+    ``multiscales`` block is written with the rest of the metadata. The group
+    object is refreshed so its attributes show the finalised store.
+    """
+    path = store_path(root)
+    finalise(path)
+    fresh = zarr.open_group(store=root.store if isinstance(root, zarr.Group) else path, mode="r")
+    if isinstance(root, zarr.Group):
+        # Keep the caller's handle in step with what is now on disk.
+        root._async_group.metadata = fresh._async_group.metadata
+    return list(fresh.attrs["multiscales"][0]["datasets"])
+
+
+__all__ = ["finalise", "write_multiscale_metadata"]

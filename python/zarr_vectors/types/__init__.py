@@ -1,0 +1,1 @@
+"""Geometry types. Point clouds live in :mod:`zarr_vectors.types.points`."""

@@ -1,0 +1,314 @@
+"""Bad input gives a clear, typed error that names the bad value, and writes
+nothing."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from helpers import (
+    all_of,
+    assert_same_multiset,
+    diff_trees,
+    list_files,
+    make_attributes,
+    tree_digest,
+    uniform_points,
+)
+
+CHUNK = (250.0, 250.0, 250.0)
+BIN = (125.0, 125.0, 125.0)
+N = 300
+
+# A lone zero (0, 0.0), not part of 250 or 250.0.
+LONE_ZERO = r"(?<![\d.])0(?:\.0*)?(?![\d.])"
+
+
+def _case_nan(kw):
+    kw["positions"][42, 2] = np.nan
+    return r"(?i:\bnan\b)"
+
+
+def _case_inf(kw):
+    kw["positions"][7, 1] = np.inf
+    return r"(?i:\binf)"
+
+
+def _case_neg_inf(kw):
+    kw["positions"][7, 2] = -np.inf
+    return r"(?i:-?\binf)"
+
+
+def _case_1d(kw):
+    kw["positions"] = kw["positions"].ravel()
+    return r"(?i:\(900,?\)|ndim|1-?d\b|dimension)"
+
+
+def _case_5d(kw):
+    kw["positions"] = np.concatenate([kw["positions"], kw["positions"][:, :2]], axis=1)
+    return r"\b5\b"
+
+
+def _case_int_positions(kw):
+    kw["positions"] = kw["positions"].astype(np.int32)
+    return r"int32"
+
+
+def _case_attr_length(kw):
+    kw["attributes"]["intensity"] = kw["attributes"]["intensity"][:-1]
+    return all_of("intensity", r"\b299\b")
+
+
+def _case_attr_3d(kw):
+    kw["attributes"]["tensor"] = np.zeros((N, 2, 2), dtype=np.float32)
+    return "tensor"
+
+
+def _case_attr_object(kw):
+    kw["attributes"]["label"] = np.array([object()] * N, dtype=object)
+    return all_of("label", r"(?i:object|dtype)")
+
+
+def _case_attr_str(kw):
+    kw["attributes"]["label"] = np.array(["a"] * N)
+    return all_of("label", r"(?i:<U1|str|unicode|dtype)")
+
+
+def _case_chunk_zero(kw):
+    kw["chunk_shape"] = (250.0, 0.0, 250.0)
+    kw["bin_shape"] = None
+    return all_of(r"(?i:chunk.?shape)", LONE_ZERO)
+
+
+def _case_chunk_negative(kw):
+    kw["chunk_shape"] = (250.0, 250.0, -1.0)
+    kw["bin_shape"] = None
+    return all_of(r"(?i:chunk.?shape)", r"-1(?:\.0*)?\b")
+
+
+def _case_chunk_length(kw):
+    kw["chunk_shape"] = (250.0, 250.0)
+    kw["bin_shape"] = None
+    return r"(?i:chunk.?shape)"
+
+
+def _case_bin_not_dividing(kw):
+    kw["bin_shape"] = (100.0, 100.0, 100.0)
+    return all_of(r"(?i:bin.?shape)", r"\b100(?:\.0*)?\b")
+
+
+def _case_bin_zero(kw):
+    kw["bin_shape"] = (125.0, 0.0, 125.0)
+    return all_of(r"(?i:bin.?shape)", LONE_ZERO)
+
+
+def _case_compressor(kw):
+    kw["compressor"] = "lz4"
+    return "lz4"
+
+
+def _case_attr_name(name):
+    def case(kw):
+        kw["attributes"][name] = np.zeros(N, dtype=np.float32)
+        if name == "":
+            return r"(?i:attribute|name)"
+        # The raw name, or the name as repr()/JSON would escape it.
+        return "|".join({re.escape(name), re.escape(repr(name)[1:-1])})
+    return case
+
+
+COMMON_CASES = {
+    "nan-position": _case_nan,
+    "inf-position": _case_inf,
+    "neg-inf-position": _case_neg_inf,
+    "positions-1d": _case_1d,
+    "positions-5d": _case_5d,
+    "positions-int32": _case_int_positions,
+    "attribute-length": _case_attr_length,
+    "attribute-3d": _case_attr_3d,
+    "attribute-object": _case_attr_object,
+    "attribute-str": _case_attr_str,
+    "chunk-zero": _case_chunk_zero,
+    "chunk-negative": _case_chunk_negative,
+    "chunk-wrong-length": _case_chunk_length,
+    "bin-not-dividing": _case_bin_not_dividing,
+    "bin-zero": _case_bin_zero,
+    "compressor-lz4": _case_compressor,
+}
+BAD_NAMES = ["", "a/b", "..", ".hidden", "x y", "-lead", "a\\b", "na\u00efve", "tab\tname"]
+for _name in BAD_NAMES:
+    COMMON_CASES[f"attribute-name-{_name!r}"] = _case_attr_name(_name)
+
+WRITERS = ["write_points", "partition-fresh", "partition-existing"]
+
+
+def _base(rng):
+    positions = uniform_points(rng, N, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
+    return {
+        "positions": positions,
+        "chunk_shape": CHUNK,
+        "bin_shape": BIN,
+        "attributes": make_attributes(rng, N),
+    }
+
+
+def _prepare(zv, rng, path, writer):
+    """Return (callable(path, **kw), snapshot-before) for the writer mode."""
+    if writer == "write_points":
+        return zv.write_points, None
+    if writer == "partition-existing":
+        prior = uniform_points(rng, 100, (1000.0, 0.0, 0.0), (2000.0, 1000.0, 1000.0))
+        zv.write_points_partition(str(path), prior, chunk_shape=CHUNK, bin_shape=BIN,
+                                  attributes=make_attributes(rng, 100), x_range=(1000.0, 2000.0))
+        before = tree_digest(path)
+        assert before, "the prior partition wrote no files"
+    else:
+        before = None
+
+    def write(p, positions, **kw):
+        return zv.write_points_partition(p, positions, x_range=(0.0, 1000.0), **kw)
+
+    return write, before
+
+
+def _assert_wrote_nothing(path, before):
+    if before is None:
+        assert not path.exists(), f"a rejected write left {path} behind: {list_files(path)[:20]}"
+    else:
+        after = tree_digest(path)
+        assert after == before, f"a rejected write changed the store: {diff_trees(before, after)}"
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("case", list(COMMON_CASES))
+def test_bad_write_input(zv, rng, store_path, writer, case):
+    write, before = _prepare(zv, rng, store_path, writer)
+    kw = _base(rng)
+    pattern = COMMON_CASES[case](kw)
+    positions = kw.pop("positions")
+    with pytest.raises(zv.errors.InvalidInputError, match=pattern):
+        write(str(store_path), positions, **kw)
+    _assert_wrote_nothing(store_path, before)
+
+
+def test_invalid_input_error_is_a_value_error(zv):
+    errors = zv.errors
+    assert issubclass(errors.InvalidInputError, errors.ZvfError)
+    assert issubclass(errors.InvalidInputError, ValueError)
+    assert issubclass(errors.StoreNotFoundError, errors.ZvfError)
+    assert issubclass(errors.StoreNotFoundError, FileNotFoundError)
+    assert issubclass(errors.CorruptStoreError, errors.ZvfError)
+    assert issubclass(errors.PartitionConflictError, errors.ZvfError)
+    assert issubclass(errors.StoreIOError, errors.ZvfError)
+    assert issubclass(errors.StoreIOError, OSError)
+
+
+@pytest.mark.parametrize("writer", ["write_points", "partition-fresh"])
+def test_valid_attribute_names_are_accepted(zv, rng, store_path, writer):
+    write, _ = _prepare(zv, rng, store_path, writer)
+    kw = _base(rng)
+    names = ["a.b", "x-1", "_y", "A9", "0", "v..w", "CamelCase_2"]
+    attrs = {name: rng.standard_normal(N).astype(np.float32) for name in names}
+    write(str(store_path), kw["positions"], chunk_shape=CHUNK, bin_shape=BIN, attributes=attrs)
+    if writer != "write_points":
+        zv.finalise(str(store_path))
+    result = zv.read_points(str(store_path))
+    got = (np.asarray(result["positions"]), {k: np.asarray(v) for k, v in result["attributes"].items()})
+    assert_same_multiset(got, (kw["positions"], attrs), "valid attribute names")
+
+
+def test_points_outside_explicit_bounds(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    with pytest.raises(zv.errors.InvalidInputError, match=r"(?i:bound)"):
+        zv.write_points(str(store_path), positions, bounds=((0.0, 0.0, 0.0), (500.0, 500.0, 500.0)), **kw)
+    assert not store_path.exists(), f"a rejected write left files: {list_files(store_path)[:20]}"
+
+
+def test_explicit_bounds_are_inclusive(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    positions[0] = (999.0, 999.0, 999.0)
+    positions[1] = (0.0, 0.0, 0.0)
+    positions = np.clip(positions, 0.0, 999.0).astype(np.float32)
+    zv.write_points(str(store_path), positions, bounds=((0.0, 0.0, 0.0), (999.0, 999.0, 999.0)), **kw)
+    result = zv.read_points(str(store_path))
+    assert len(result["positions"]) == N
+
+
+def test_write_points_onto_existing_store(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    zv.write_points(str(store_path), positions, **kw)
+    before = tree_digest(store_path)
+    with pytest.raises(zv.errors.ZvfError, match=re.escape(str(store_path))):
+        zv.write_points(str(store_path), positions[:10], **{**kw, "attributes": {}})
+    after = tree_digest(store_path)
+    assert after == before, f"the refused write changed the store: {diff_trees(before, after)}"
+
+
+# --------------------------------------------------------------------------
+# read_points
+# --------------------------------------------------------------------------
+
+def test_read_missing_path(zv, tmp_path):
+    missing = tmp_path / "nowhere.zarrvectors"
+    with pytest.raises(zv.errors.StoreNotFoundError, match=re.escape("nowhere.zarrvectors")):
+        zv.read_points(str(missing))
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("content", ["empty", "unrelated-file"])
+def test_read_directory_that_is_not_a_store(zv, tmp_path, content):
+    path = tmp_path / "plain.zarrvectors"
+    path.mkdir()
+    if content == "unrelated-file":
+        (path / "notes.txt").write_text("not a store\n")
+    with pytest.raises(zv.errors.StoreNotFoundError):
+        zv.read_points(str(path))
+
+
+def _cell_files(path, array):
+    root = path / "0" / array / "c"
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    "array,compressor",
+    [("vertices", None), ("vertices", "zstd"), ("vertex_attributes/intensity", None)],
+    ids=["vertices", "vertices-zstd", "attribute"],
+)
+def test_read_truncated_cell(zv, rng, store_path, array, compressor):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    zv.write_points(str(store_path), positions, compressor=compressor, **kw)
+    cells = _cell_files(store_path, array)
+    assert cells, f"no cell files under {store_path / '0' / array / 'c'}"
+    victim = cells[len(cells) // 2]
+    data = victim.read_bytes()
+    assert len(data) > 3
+    victim.write_bytes(data[:3])
+    key = victim.relative_to(store_path).as_posix()  # e.g. 0/vertices/c/1/2/3
+    key_tail = key.split("/", 1)[1]  # accept the key with or without the level prefix
+    with pytest.raises(zv.errors.CorruptStoreError, match=re.escape(key_tail)):
+        zv.read_points(str(store_path))
+
+
+@pytest.mark.parametrize("level", [1, 7, -1])
+def test_read_missing_level(zv, rng, store_path, level):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    zv.write_points(str(store_path), positions, **kw)
+    with pytest.raises((zv.errors.StoreNotFoundError, zv.errors.InvalidInputError),
+                       match=all_of(r"(?i:level)", rf"(?<![\d-]){level}\b")):
+        zv.read_points(str(store_path), level=level)
+
+
+def test_read_bbox_of_wrong_dimension(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    zv.write_points(str(store_path), positions, **kw)
+    with pytest.raises(zv.errors.InvalidInputError, match=r"(?i:bbox|box)"):
+        zv.read_points(str(store_path), bbox=((0.0, 0.0), (10.0, 10.0)))
