@@ -45,7 +45,7 @@ void register_finalise(CLI::App& app, std::vector<Command>& commands) {
   sub->add_flag("--allow-gaps", a->allow_gaps,
                 "Finalise even if the partitions leave gaps along their axis (gaps are reported on stderr)");
   sub->add_option("--threads", a->threads, "Worker threads (0: one per core)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_int())
       ->capture_default_str();
   sub->footer(
       "\nRefuses (exit 6) while a partition is incomplete, or when partitions overlap or\n"

@@ -62,14 +62,14 @@ void register_query(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("STORE", a->store, "Store (a directory path or file:// URL)")->required();
   sub->add_option("--bbox", a->bbox, "Inclusive box LO,..:HI,.. (inf/-inf allowed; default: the whole level)")
       ->type_name("LO,..:HI,..");
-  sub->add_option("--level", a->level, "Resolution level")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--level", a->level, "Resolution level")->check(non_negative_int())->capture_default_str();
   a->attrs_opt = sub->add_option("--attrs", a->attrs, "Attributes to read (default: all; '' for none)")
                      ->type_name("A,B,..");
   sub->add_option("--output,-o", a->output,
                   "OUT.csv (one file: x,y,z then attributes) or OUT.npy (positions; each attribute to OUT.<name>.npy)")
       ->required();
   sub->add_option("--threads", a->threads, "Worker threads (0: one per core)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_int())
       ->capture_default_str();
   sub->footer(
       "\nAn (N, C) attribute becomes CSV columns NAME_0 .. NAME_<C-1>. Output files are written\n"

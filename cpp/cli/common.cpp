@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 
 #include "args.hpp"
@@ -91,7 +92,7 @@ void add_layout_options(CLI::App& sub, LayoutArgs& a) {
       ->check(CLI::IsMember({"none", "zstd", "blosc"}))
       ->capture_default_str();
   sub.add_option("--threads", a.threads, "Worker threads (0: one per core)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_int())
       ->capture_default_str();
 }
 
@@ -101,6 +102,18 @@ Layout make_layout(const LayoutArgs& a) {
   if (!a.bin_shape.empty()) layout.bin_shape = parse_shape("--bin-shape", a.bin_shape);
   layout.codec = CodecSpec::from_name(a.compressor);
   return layout;
+}
+
+CLI::Validator non_negative_int() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        int v = 0;
+        auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || ptr != text.data() + text.size() || v < 0)
+          return "expected a whole number >= 0, got '" + text + "'";
+        return "";
+      },
+      "", "non-negative integer");
 }
 
 std::vector<NamedArray> attribute_views(const PointCloud& cloud) {

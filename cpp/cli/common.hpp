@@ -68,6 +68,9 @@ struct LayoutArgs {
 void add_layout_options(CLI::App& sub, LayoutArgs& args);
 Layout make_layout(const LayoutArgs& args);
 
+// CLI11 check: a whole number >= 0 ("--threads: expected a whole number >= 0, got '-1'").
+CLI::Validator non_negative_int();
+
 // Borrowed views of a cloud's attributes (valid while the cloud lives).
 std::vector<NamedArray> attribute_views(const PointCloud& cloud);
 

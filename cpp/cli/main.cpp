@@ -67,6 +67,21 @@ int main(int argc, char** argv) {
   zvf::cli::register_query(app, commands);
   app.footer(kFooter);
 
+  // An unknown first word would otherwise be reported as "A subcommand is required".
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const auto& command : commands) {
+      known = known || command.app->check_name(argv[1]);
+      names += (names.empty() ? "" : ", ") + command.app->get_name();
+    }
+    if (!known) {
+      print_error(std::string("unknown command '") + argv[1] + "' (commands: " + names + ")");
+      std::cerr << "Run 'zvf --help' for usage." << std::endl;
+      return kExitUsage;
+    }
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -128,8 +128,15 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   if (pending.empty() && !journal_pending) {
     if (!staged.empty()) store.erase_prefix(kStaging);  // leftovers of a run that crashed after step 4
     if (root_is_zv) {  // already final: report what is there, write nothing
-      if (ledger)
-        for (const auto& [id, r] : ledger->partitions) report.vertex_count += r.vertex_count;
+      if (ledger) {
+        std::set<std::string> keys;
+        for (const auto& [id, r] : ledger->partitions) {
+          report.vertex_count += r.vertex_count;
+          keys.insert(r.in_place.begin(), r.in_place.end());
+          keys.insert(r.staged.begin(), r.staged.end());
+        }
+        report.chunk_count = keys.size();
+      }
       return report;
     }
   }
@@ -218,6 +225,10 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
       const auto& old = ledger->partitions.at(id).staged;
       rebuild.insert(old.begin(), old.end());
     }
+  // A cell a partition now writes in place lies wholly inside its range, so no
+  // other partition contributes to it: it is final as written, never rebuilt.
+  for (const auto& r : pending)
+    for (const auto& k : r.in_place) rebuild.erase(k);
   const CellLayout cl = layout.cells();
   std::vector<std::string> rebuild_list(rebuild.begin(), rebuild.end());
   std::vector<char> emptied(rebuild_list.size(), 0);

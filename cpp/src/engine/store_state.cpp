@@ -143,7 +143,8 @@ Ledger Ledger::from_json(const json& j) {
   Ledger l;
   l.layout = StoreLayout::from_json(field<json>(j, "layout", what), what);
   l.origin = field<ChunkCoord>(j, "origin", what);
-  for (const auto& [id, r] : field<json>(j, "partitions", what).items())
+  const json parts = field<json>(j, "partitions", what);  // items() must not outlive it
+  for (const auto& [id, r] : parts.items())
     l.partitions[id] = PartitionRecord::from_json(r, what + " partition " + id, l.layout);
   return l;
 }

@@ -39,8 +39,12 @@ def write_multiscale_metadata(root: Any) -> list[dict[str, Any]]:
     finalise(path)
     fresh = zarr.open_group(store=root.store if isinstance(root, zarr.Group) else path, mode="r")
     if isinstance(root, zarr.Group):
-        # Keep the caller's handle in step with what is now on disk.
-        root._async_group.metadata = fresh._async_group.metadata
+        # Keep the caller's handle in step with what is now on disk. zarr's
+        # group handle is a frozen dataclass that caches its metadata.
+        try:
+            object.__setattr__(root._async_group, "metadata", fresh._async_group.metadata)
+        except AttributeError:  # a zarr release without this internal: handle stays stale
+            pass
     return list(fresh.attrs["multiscales"][0]["datasets"])
 
 
