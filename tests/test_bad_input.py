@@ -137,9 +137,13 @@ COMMON_CASES = {
     "bin-zero": _case_bin_zero,
     "compressor-lz4": _case_compressor,
 }
-BAD_NAMES = ["", "a/b", "..", ".hidden", "x y", "-lead", "a\\b", "na\u00efve", "tab\tname"]
-for _name in BAD_NAMES:
-    COMMON_CASES[f"attribute-name-{_name!r}"] = _case_attr_name(_name)
+# Valid attribute names match ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ and are not "..".
+BAD_NAMES = {
+    "empty": "", "slash": "a/b", "dotdot": "..", "leading-dot": ".hidden", "space": "x y",
+    "leading-dash": "-lead", "backslash": "a\\b", "non-ascii": "na\u00efve", "tab": "tab\tname",
+}
+for _slug, _name in BAD_NAMES.items():
+    COMMON_CASES[f"attribute-name-{_slug}"] = _case_attr_name(_name)
 
 WRITERS = ["write_points", "partition-fresh", "partition-existing"]
 

@@ -7,7 +7,6 @@ nothing they write is visible to readers until finalisation (``finalise`` or
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil

@@ -105,20 +105,26 @@ std::pair<std::string, std::string> parse_attr_input(const std::string& text) {
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
-std::string format_number(double v) {
+std::string format_number(double v, bool float32) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  std::to_chars_result r;
+  if (float32 && std::fabs(v) <= std::numeric_limits<float>::max() && static_cast<double>(static_cast<float>(v)) == v)
+    r = std::to_chars(buf, buf + sizeof(buf), static_cast<float>(v));
+  else
+    r = std::to_chars(buf, buf + sizeof(buf), v);
   return std::string(buf, r.ptr);
 }
 
-std::string format_point(const std::vector<double>& p) {
+std::string format_point(const std::vector<double>& p, bool float32) {
   std::string out = "[";
-  for (std::size_t i = 0; i < p.size(); ++i) out += (i ? ", " : "") + format_number(p[i]);
+  for (std::size_t i = 0; i < p.size(); ++i) out += (i ? ", " : "") + format_number(p[i], float32);
   return out + "]";
 }
 
-std::string format_box(const Box& b) { return format_point(b.lo) + " .. " + format_point(b.hi); }
+std::string format_box(const Box& b, bool float32) {
+  return format_point(b.lo, float32) + " .. " + format_point(b.hi, float32);
+}
 
 std::string format_range(const Box& b) {
   std::string out;

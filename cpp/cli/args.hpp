@@ -33,11 +33,13 @@ std::pair<double, double> parse_range(const std::string& flag, const std::string
 std::pair<std::string, std::string> parse_attr_input(const std::string& text);
 
 // Shortest text that reads back to the same double ("0.1", "500", "inf").
-std::string format_number(double v);
+// With float32, a value that is exactly a float is written as the shortest text
+// of that float ("0.1" rather than "0.10000000149011612"), for display only.
+std::string format_number(double v, bool float32 = false);
 // "[1, 2, 3]".
-std::string format_point(const std::vector<double>& p);
+std::string format_point(const std::vector<double>& p, bool float32 = false);
 // "[0, 0, 0] .. [1, 1, 1]".
-std::string format_box(const Box& b);
+std::string format_box(const Box& b, bool float32 = false);
 // Half-open partition range, bounded axes only: "z in [0, 500)"; "everything" if unbounded.
 std::string format_range(const Box& b);
 

@@ -18,11 +18,14 @@ void run_finalise(const FinaliseArgs& a) {
   auto store = open_store_url(a.store);
   FinaliseOptions options;
   options.allow_gaps = a.allow_gaps;
-  Progress progress("finalising");
-  Exec exec;
-  exec.threads = a.threads;
-  exec.progress = progress.callback();
-  FinaliseReport r = finalise(*store, options, exec);
+  FinaliseReport r;
+  {
+    Progress progress("finalising");  // cleared before the summary is printed
+    Exec exec;
+    exec.threads = a.threads;
+    exec.progress = progress.callback();
+    r = finalise(*store, options, exec);
+  }
   for (const auto& gap : r.gaps) std::cerr << "zvf: warning: gap between partitions: " << gap << "\n";
   if (!r.changed) {
     std::cout << store->describe() << ": already final, nothing to do\n";

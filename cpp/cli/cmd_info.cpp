@@ -106,13 +106,14 @@ void print_text(const Store& store, const std::optional<StoreInfo>& info, const 
     bool all_complete = true;
     for (const auto& p : parts) all_complete = all_complete && p.complete;
     std::cout << (all_complete ? "all partitions complete: run 'zvf finalise " + store.describe() + "'\n"
-                               : "wait for the incomplete partitions, then run 'zvf finalise'\n");
+                               : "wait for (or re-run) the incomplete partitions' jobs, then run 'zvf finalise " +
+                                     store.describe() + "'\n");
     return;
   }
   std::cout << "store:       " << store.describe() << "\n"
             << "zv version:  " << info->zv_version << "\n"
             << "positions:   " << info->ndim << "-D " << dtype_name(info->dtype) << "\n"
-            << "bounds:      " << format_box(info->bounds) << "\n"
+            << "bounds:      " << format_box(info->bounds, info->dtype == DType::F32) << "\n"
             << "codec:       " << info->codec << "\n";
   if (info->attributes.empty()) std::cout << "attributes:  none\n";
   for (std::size_t i = 0; i < info->attributes.size(); ++i) {

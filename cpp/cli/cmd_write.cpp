@@ -38,11 +38,14 @@ void run_write(const WriteArgs& a) {
   PointCloud cloud = load_input(a.input);
   auto store = open_store_url(a.store);
 
-  Progress progress("writing");
-  Exec exec;
-  exec.threads = a.layout.threads;
-  exec.progress = progress.callback();
-  WriteSummary s = write_points(*store, view_of(cloud.positions), attribute_views(cloud), layout, bounds, exec);
+  WriteSummary s;
+  {
+    Progress progress("writing");  // cleared before the summary is printed
+    Exec exec;
+    exec.threads = a.layout.threads;
+    exec.progress = progress.callback();
+    s = write_points(*store, view_of(cloud.positions), attribute_views(cloud), layout, bounds, exec);
+  }
   std::cout << "wrote " << s.vertex_count << " vertices in " << s.chunk_count << " chunks";
   if (!s.bins_per_chunk.empty()) std::cout << " (" << join_ints(s.bins_per_chunk) << " bins per chunk)";
   std::cout << " to " << store->describe() << "\n";
@@ -89,12 +92,14 @@ void run_write_partition(const PartitionArgs& a) {
   Box range = partition_range(a, cloud.positions.cols);
   auto store = open_store_url(a.store);
 
-  Progress progress("writing partition");
-  Exec exec;
-  exec.threads = a.layout.threads;
-  exec.progress = progress.callback();
-  PartitionSummary s =
-      write_points_partition(*store, view_of(cloud.positions), attribute_views(cloud), layout, range, exec);
+  PartitionSummary s;
+  {
+    Progress progress("writing partition");
+    Exec exec;
+    exec.threads = a.layout.threads;
+    exec.progress = progress.callback();
+    s = write_points_partition(*store, view_of(cloud.positions), attribute_views(cloud), layout, range, exec);
+  }
   std::cout << "partition " << s.partition_id << " (" << format_range(range) << "): " << s.vertex_count
             << " vertices, " << s.chunks_in_place << " chunks written in place, " << s.chunks_staged
             << " staged for finalise\n";

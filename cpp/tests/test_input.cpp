@@ -24,7 +24,7 @@ using zvf::PointCloud;
 
 namespace {
 
-class InputTest : public ::testing::Test {
+class FileInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -113,7 +113,7 @@ const auto kInvalid = Error::Code::InvalidArgument;
 
 // ------------------------------------------------------------------ NPY
 
-TEST_F(InputTest, NpyV1Float32TwoD) {
+TEST_F(FileInputTest, NpyV1Float32TwoD) {
   std::string p = write_file("pos.npy", npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
                                                   le_bytes<float>({1.f, 2.f, 3.f, 4.5f, -5.f, 6.25f})));
   OwnedArray a = zvf::read_npy(p);
@@ -124,7 +124,7 @@ TEST_F(InputTest, NpyV1Float32TwoD) {
   EXPECT_EQ(values<float>(a), (std::vector<float>{1.f, 2.f, 3.f, 4.5f, -5.f, 6.25f}));
 }
 
-TEST_F(InputTest, NpyExactKnownBytes) {
+TEST_F(FileInputTest, NpyExactKnownBytes) {
   // The bytes numpy 1.x writes for np.save(f, np.array([7, -1], dtype='<i2')).
   std::string dict = "{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }";
   std::string bytes = std::string("\x93NUMPY\x01\x00\x76\x00", 10) + dict + std::string(117 - dict.size(), ' ') + "\n" +
@@ -138,7 +138,7 @@ TEST_F(InputTest, NpyExactKnownBytes) {
   EXPECT_EQ(values<std::int16_t>(a), (std::vector<std::int16_t>{7, -1}));
 }
 
-TEST_F(InputTest, NpyV2AndV3Headers) {
+TEST_F(FileInputTest, NpyV2AndV3Headers) {
   OwnedArray a = zvf::read_npy(write_file(
       "v2.npy", npy_bytes(2, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", le_bytes<std::int64_t>({-1, 0, 1LL << 40}))));
   EXPECT_EQ(a.dtype, DType::I64);
@@ -154,7 +154,7 @@ TEST_F(InputTest, NpyV2AndV3Headers) {
   EXPECT_EQ(values<double>(b), (std::vector<double>{0.1, -2.0}));
 }
 
-TEST_F(InputTest, NpyAllIntegerDescrs) {
+TEST_F(FileInputTest, NpyAllIntegerDescrs) {
   struct Case {
     const char* descr;
     DType dtype;
@@ -172,24 +172,24 @@ TEST_F(InputTest, NpyAllIntegerDescrs) {
   }
 }
 
-TEST_F(InputTest, NpyEmptyAndPython2Longs) {
+TEST_F(FileInputTest, NpyEmptyAndPython2Longs) {
   OwnedArray a = zvf::read_npy(write_file("e.npy", npy_bytes(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (0L, 3L), }", "")));
   EXPECT_EQ(a.rows, 0u);
   EXPECT_EQ(a.cols, 3u);
   EXPECT_TRUE(a.data.empty());
 }
 
-TEST_F(InputTest, NpyFortranOrderIsRejected) {
+TEST_F(FileInputTest, NpyFortranOrderIsRejected) {
   std::string p = write_file("f.npy", npy_bytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", std::string(16, '\0')));
   expect_error([&] { zvf::read_npy(p); }, kInvalid, {p, "fortran_order", "True"});
 }
 
-TEST_F(InputTest, NpyBigEndianIsRejected) {
+TEST_F(FileInputTest, NpyBigEndianIsRejected) {
   std::string p = write_file("b.npy", npy_bytes(1, "{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", std::string(16, '\0')));
   expect_error([&] { zvf::read_npy(p); }, kInvalid, {p, "'>f8'", "big-endian"});
 }
 
-TEST_F(InputTest, NpyUnsupportedDtypesAreRejected) {
+TEST_F(FileInputTest, NpyUnsupportedDtypesAreRejected) {
   for (const char* descr : {"|b1", "<c16", "<f2", "<U8", "|O"}) {
     std::string p = write_file("u.npy", npy_bytes(1, std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (1,), }",
                                                   std::string(16, '\0')));
@@ -200,14 +200,14 @@ TEST_F(InputTest, NpyUnsupportedDtypesAreRejected) {
   expect_error([&] { zvf::read_npy(p); }, kInvalid, {p, "structured"});
 }
 
-TEST_F(InputTest, NpyShapeErrors) {
+TEST_F(FileInputTest, NpyShapeErrors) {
   std::string p3 = write_file("3d.npy", npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", std::string(32, '\0')));
   expect_error([&] { zvf::read_npy(p3); }, kInvalid, {p3, "(2, 2, 2)", "3-D"});
   std::string p0 = write_file("0d.npy", npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", std::string(4, '\0')));
   expect_error([&] { zvf::read_npy(p0); }, kInvalid, {p0, "0-D"});
 }
 
-TEST_F(InputTest, NpyTruncatedAndMalformed) {
+TEST_F(FileInputTest, NpyTruncatedAndMalformed) {
   std::string t = write_file("t.npy", npy_bytes(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 3), }", std::string(40, '\0')));
   expect_error([&] { zvf::read_npy(t); }, kInvalid, {t, "truncated", "96"});
   std::string m = write_file("m.npy", "PK\x03\x04 not numpy at all");
@@ -220,12 +220,12 @@ TEST_F(InputTest, NpyTruncatedAndMalformed) {
   expect_error([&] { zvf::read_npy(k); }, kInvalid, {k, "fortran_order"});
 }
 
-TEST_F(InputTest, NpyMissingFileIsNotFound) {
+TEST_F(FileInputTest, NpyMissingFileIsNotFound) {
   std::string p = path("nope.npy");
   expect_error([&] { zvf::read_npy(p); }, Error::Code::NotFound, {p});
 }
 
-TEST_F(InputTest, NpyWriteReadRoundTrip) {
+TEST_F(FileInputTest, NpyWriteReadRoundTrip) {
   OwnedArray a = make_array<double>(DType::F64, 2, 2, false, {1.5, -2.25, 1e300, 0.0});
   std::string p = path("rt.npy");
   zvf::write_npy(p, a);
@@ -258,14 +258,14 @@ TEST_F(InputTest, NpyWriteReadRoundTrip) {
   EXPECT_EQ(n, 0u);
 }
 
-TEST_F(InputTest, NpyWriteToMissingDirectoryIsIO) {
+TEST_F(FileInputTest, NpyWriteToMissingDirectoryIsIO) {
   std::string p = path("no/such/dir/out.npy");
   expect_error([&] { zvf::write_npy(p, make_array<float>(DType::F32, 1, 1, true, {1.f})); }, Error::Code::IO, {p});
 }
 
 // ------------------------------------------------------------------ CSV
 
-TEST_F(InputTest, CsvPositionsAndAttributes) {
+TEST_F(FileInputTest, CsvPositionsAndAttributes) {
   std::string p = write_file("pts.csv",
                              "\xEF\xBB\xBFx, y ,\"z\",intensity,label\r\n"
                              "\r\n"
@@ -289,7 +289,7 @@ TEST_F(InputTest, CsvPositionsAndAttributes) {
   EXPECT_EQ(values<std::int64_t>(c.attributes[1].second), (std::vector<std::int64_t>{7, -3, 0}));
 }
 
-TEST_F(InputTest, CsvIntegerColumnBecomesFloatAtFirstFraction) {
+TEST_F(FileInputTest, CsvIntegerColumnBecomesFloatAtFirstFraction) {
   std::string p = write_file("f.csv", "X,Y,v\n1,2,3\n4,5,6.5\n7,8,9\n");
   PointCloud c = zvf::read_csv(p);
   EXPECT_EQ(c.positions.cols, 2u);  // upper-case X,Y found; no z column: 2-D
@@ -298,7 +298,7 @@ TEST_F(InputTest, CsvIntegerColumnBecomesFloatAtFirstFraction) {
   EXPECT_EQ(values<double>(c.attributes[0].second), (std::vector<double>{3, 6.5, 9}));
 }
 
-TEST_F(InputTest, CsvColumnOptions) {
+TEST_F(FileInputTest, CsvColumnOptions) {
   std::string p = write_file("o.csv", "id,a,b,c,w\n1,0.5,1.5,2.5,9\n2,3,4,5,8\n");
   zvf::TableOptions opt;
   opt.position_columns = {"c", "a", "b"};
@@ -319,7 +319,7 @@ TEST_F(InputTest, CsvColumnOptions) {
   EXPECT_EQ(all.attributes[1].first, "w");
 }
 
-TEST_F(InputTest, CsvHeaderOnlyGivesEmptyArrays) {
+TEST_F(FileInputTest, CsvHeaderOnlyGivesEmptyArrays) {
   PointCloud c = zvf::read_csv(write_file("h.csv", "x,y,z,q\n\n"));
   EXPECT_EQ(c.positions.rows, 0u);
   EXPECT_EQ(c.positions.cols, 3u);
@@ -327,7 +327,7 @@ TEST_F(InputTest, CsvHeaderOnlyGivesEmptyArrays) {
   EXPECT_EQ(c.attributes[0].second.rows, 0u);
 }
 
-TEST_F(InputTest, CsvBadNumberNamesFileLineAndColumn) {
+TEST_F(FileInputTest, CsvBadNumberNamesFileLineAndColumn) {
   std::string p = write_file("bad.csv", "x,y,z,intensity\n1,2,3,4\n\n1,2,3,abc\n");
   expect_error([&] { zvf::read_csv(p); }, kInvalid, {p + ":4", "'intensity'", "(4)", "'abc'"});
   std::string q = write_file("bad2.csv", "x,y,z\n1,,3\n");
@@ -336,7 +336,7 @@ TEST_F(InputTest, CsvBadNumberNamesFileLineAndColumn) {
   expect_error([&] { zvf::read_csv(r); }, kInvalid, {r + ":3", "'n'", "'5x'"});
 }
 
-TEST_F(InputTest, CsvStructureErrors) {
+TEST_F(FileInputTest, CsvStructureErrors) {
   std::string a = write_file("a.csv", "x,y,z\n1,2,3\n1,2\n");
   expect_error([&] { zvf::read_csv(a); }, kInvalid, {a + ":3", "expected 3 fields", "got 2"});
   std::string b = write_file("b.csv", "x,z,v\n1,2,3\n");
@@ -362,7 +362,7 @@ TEST_F(InputTest, CsvStructureErrors) {
   expect_error([&] { zvf::read_csv(path("missing.csv")); }, Error::Code::NotFound, {"missing.csv"});
 }
 
-TEST_F(InputTest, CsvWriteReadRoundTrip) {
+TEST_F(FileInputTest, CsvWriteReadRoundTrip) {
   PointCloud c;
   c.positions = make_array<float>(DType::F32, 3, 3, false, {0.1f, 1e-7f, -3.4e38f, 1.f / 3.f, 2.f, 3.f, 4.f, 5.f, 6.f});
   c.attributes.emplace_back("intensity", make_array<double>(DType::F64, 3, 1, true, {0.1, 1.0 / 3.0, -1e-300}));
@@ -385,7 +385,7 @@ TEST_F(InputTest, CsvWriteReadRoundTrip) {
   EXPECT_EQ(values<std::int64_t>(r.attributes[3].second), (std::vector<std::int64_t>{2, 4, 6}));
 }
 
-TEST_F(InputTest, CsvWriteTwoD) {
+TEST_F(FileInputTest, CsvWriteTwoD) {
   PointCloud c;
   c.positions = make_array<double>(DType::F64, 1, 2, false, {1.25, -0.5});
   std::string p = path("2d.csv");
@@ -393,7 +393,7 @@ TEST_F(InputTest, CsvWriteTwoD) {
   EXPECT_EQ(read_file(p), "x,y\n1.25,-0.5\n");
 }
 
-TEST_F(InputTest, CsvWriteRowMismatchIsInvalid) {
+TEST_F(FileInputTest, CsvWriteRowMismatchIsInvalid) {
   PointCloud c;
   c.positions = make_array<double>(DType::F64, 2, 2, false, {1, 2, 3, 4});
   c.attributes.emplace_back("a", make_array<double>(DType::F64, 1, 1, true, {1}));
@@ -402,7 +402,7 @@ TEST_F(InputTest, CsvWriteRowMismatchIsInvalid) {
 
 // ------------------------------------------------------------------ PLY
 
-TEST_F(InputTest, PlyAscii) {
+TEST_F(FileInputTest, PlyAscii) {
   std::string p = write_file("a.ply",
                              "ply\r\n"
                              "format ascii 1.0\r\n"
@@ -440,7 +440,7 @@ TEST_F(InputTest, PlyAscii) {
   EXPECT_EQ(values<std::int32_t>(c.attributes[1].second), (std::vector<std::int32_t>{-1, 7, 2147483647}));
 }
 
-TEST_F(InputTest, PlyBinaryLittleEndian) {
+TEST_F(FileInputTest, PlyBinaryLittleEndian) {
   std::string header =
       "ply\n"
       "format binary_little_endian 1.0\n"
@@ -489,7 +489,7 @@ TEST_F(InputTest, PlyBinaryLittleEndian) {
   EXPECT_EQ(d.attributes[0].first, "f");
 }
 
-TEST_F(InputTest, PlyIntegerAndMixedPositionsBecomeFloat64) {
+TEST_F(FileInputTest, PlyIntegerAndMixedPositionsBecomeFloat64) {
   std::string p = write_file("i.ply",
                              "ply\nformat ascii 1.0\nelement vertex 2\nproperty int x\nproperty short y\n"
                              "end_header\n1 2\n-3 4\n");
@@ -500,7 +500,7 @@ TEST_F(InputTest, PlyIntegerAndMixedPositionsBecomeFloat64) {
   EXPECT_TRUE(c.attributes.empty());
 }
 
-TEST_F(InputTest, PlyErrors) {
+TEST_F(FileInputTest, PlyErrors) {
   std::string be = write_file("be.ply", "ply\nformat binary_big_endian 1.0\nelement vertex 0\nproperty float x\nend_header\n");
   expect_error([&] { zvf::read_ply(be); }, kInvalid, {be, "binary_big_endian"});
   std::string nv = write_file("nv.ply", "ply\nformat ascii 1.0\nelement face 0\nproperty list uchar int v\nend_header\n");
@@ -528,14 +528,14 @@ TEST_F(InputTest, PlyErrors) {
 
 // ------------------------------------------------------------------ dispatch and npy sets
 
-TEST_F(InputTest, FileFormatByExtension) {
+TEST_F(FileInputTest, FileFormatByExtension) {
   EXPECT_EQ(zvf::file_format("a/b.NPY"), zvf::FileFormat::Npy);
   EXPECT_EQ(zvf::file_format("b.csv"), zvf::FileFormat::Csv);
   EXPECT_EQ(zvf::file_format("b.Ply"), zvf::FileFormat::Ply);
   expect_error([] { zvf::file_format("b.las"); }, kInvalid, {"b.las", ".npy", ".csv", ".ply"});
 }
 
-TEST_F(InputTest, ReadPointFileNpy) {
+TEST_F(FileInputTest, ReadPointFileNpy) {
   std::string p = path("pos.npy");
   zvf::write_npy(p, make_array<double>(DType::F64, 2, 3, false, {1, 2, 3, 4, 5, 6}));
   zvf::TableOptions opt;
@@ -548,7 +548,7 @@ TEST_F(InputTest, ReadPointFileNpy) {
   expect_error([&] { zvf::read_point_file(p, opt); }, kInvalid, {p, "CSV and PLY"});
 }
 
-TEST_F(InputTest, WriteNpySet) {
+TEST_F(FileInputTest, WriteNpySet) {
   PointCloud c;
   c.positions = make_array<float>(DType::F32, 2, 3, false, {1, 2, 3, 4, 5, 6});
   c.attributes.emplace_back("intensity", make_array<std::uint16_t>(DType::U16, 2, 1, true, {10, 20}));
@@ -565,7 +565,7 @@ TEST_F(InputTest, WriteNpySet) {
   expect_error([&] { zvf::write_npy_set(path("out.csv"), c); }, kInvalid, {".npy"});
 }
 
-TEST_F(InputTest, ConvertDtype) {
+TEST_F(FileInputTest, ConvertDtype) {
   OwnedArray a = make_array<std::int32_t>(DType::I32, 2, 1, true, {-3, 1 << 24});
   OwnedArray f = zvf::convert_dtype(a, DType::F64);
   EXPECT_EQ(values<double>(f), (std::vector<double>{-3, 16777216}));

@@ -46,7 +46,7 @@ expect 0 "$ZVF" info s.zv
 contains out.txt "not finalised"
 contains out.txt "z_0_500"
 expect 0 "$ZVF" write-partition s.zv --input slab_1.csv --chunk-shape 250,250,250 --bin-shape 125,125,125 \
-  --z-range 500,inf --compressor zstd --threads 2
+  --z-range 500,inf --threads 2
 expect 0 "$ZVF" info s.zv --json
 contains out.txt '"finalised": false'
 expect 0 "$ZVF" finalise s.zv
@@ -91,11 +91,12 @@ expect 4 "$ZVF" write t.zv --input missing.csv --chunk-shape 10,10,10
 expect 4 "$ZVF" info missing.zv
 expect 4 "$ZVF" query s.zv --level 7 --output x.csv
 expect 6 "$ZVF" write s.zv --input slab_0.csv --chunk-shape 250,250,250
-# overlapping partitions are refused at finalise
-expect 0 "$ZVF" write-partition o.zv --input slab_0.csv --chunk-shape 250,250,250 --z-range 0,600
-expect 0 "$ZVF" write-partition o.zv --input slab_1.csv --chunk-shape 250,250,250 --z-range 500,1000
-expect 6 "$ZVF" finalise o.zv
+# partitions must agree on the layout and must not overlap
+expect 0 "$ZVF" write-partition o.zv --input slab_0.csv --chunk-shape 250,250,250 --z-range 0,500 --compressor zstd
+expect 6 "$ZVF" write-partition o.zv --input slab_1.csv --chunk-shape 250,250,250 --z-range 500,1000
 contains err.txt "zvf: error: "
+expect 6 "$ZVF" write-partition o.zv --input slab_1.csv --chunk-shape 250,250,250 --z-range 400,1000 --compressor zstd
+contains err.txt "overlaps"
 
 if [ "$FAILED" = 0 ]; then echo "cli_smoke: all checks passed"; fi
 exit "$FAILED"

@@ -86,6 +86,10 @@ TEST(CliArgs, Formatting) {
   EXPECT_EQ(zvf::cli::format_number(0.1), "0.1");
   EXPECT_EQ(zvf::cli::format_number(500), "500");
   EXPECT_EQ(zvf::cli::format_number(-INFINITY), "-inf");
+  EXPECT_EQ(zvf::cli::format_number(static_cast<double>(0.1f)), "0.10000000149011612");
+  EXPECT_EQ(zvf::cli::format_number(static_cast<double>(0.1f), true), "0.1");
+  EXPECT_EQ(zvf::cli::format_number(0.1, true), "0.1");  // not a float: printed as the double
+  EXPECT_EQ(zvf::cli::format_number(1e300, true), "1e+300");
   zvf::Box b{{0, -1.5}, {10, 2}};
   EXPECT_EQ(zvf::cli::format_box(b), "[0, -1.5] .. [10, 2]");
   zvf::Box r = zvf::Box::unbounded(3);

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "engine/binning.hpp"
+#include "engine/sorting.hpp"
 #include "engine/cells.hpp"
 #include "engine/input.hpp"
 #include "engine/parallel.hpp"
@@ -123,20 +124,17 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   store.set(dir + "/started.json", started.dump());
 
   rec.origin = ledger ? ledger->origin : ChunkCoord(nd, 0);
-  ChunkedPoints groups = group_by_chunk(positions, in.grid, in.pos_min, in.pos_max, threads);
+  CellLayout cl = rec.layout.cells();
+  SortedPoints groups = sort_points(in, cl, threads);
   std::vector<char> in_place(groups.chunks.size());
   for (std::size_t k = 0; k < groups.chunks.size(); ++k) {
     in_place[k] = chunk_inside(in.grid, groups.chunks[k], range, rec.origin);
     (in_place[k] ? rec.in_place : rec.staged).push_back(dotted_key(groups.chunks[k]));
   }
-  CellLayout cl = rec.layout.cells();
   parallel_for(
       groups.chunks.size(), threads,
       [&](std::size_t k) {
-        thread_local std::vector<std::uint64_t> scratch;
-        auto rows = groups.slice(k);
-        auto counts = sort_by_fragment(positions, in.grid, groups.chunks[k], rows, scratch);
-        ChunkData data = gather_chunk(in, cl, rows, std::move(counts));
+        ChunkData data = groups.chunk_data(k, cl);
         if (in_place[k]) {
           write_cells(store, cl, groups.chunks[k], rec.origin, data);
         } else {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/binning.hpp"
+#include "engine/sorting.hpp"
 #include "engine/cells.hpp"
 #include "engine/input.hpp"
 #include "engine/parallel.hpp"
@@ -30,7 +31,8 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
   }
   refuse_existing_store(store);
 
-  ChunkedPoints groups = group_by_chunk(positions, in.grid, in.pos_min, in.pos_max, threads);
+  CellLayout cl{nd, positions.dtype, in.attr_specs, layout.codec, in.grid.bins_per_chunk_total()};
+  SortedPoints groups = sort_points(in, cl, threads);
 
   meta::StoreMeta m;
   m.ndim = nd;
@@ -53,7 +55,6 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
   for (std::size_t d = 0; d < nd; ++d) m.shape.push_back(hi[d] - lo[d] + 1);
   for (const auto& c : groups.chunks) m.nonempty.push_back(dotted_key(c));
 
-  CellLayout cl{nd, positions.dtype, in.attr_specs, layout.codec, in.grid.bins_per_chunk_total()};
   auto progress = [&](std::size_t done) {
     if (exec.progress) exec.progress(done, groups.chunks.size());
   };
@@ -61,10 +62,7 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
     parallel_for(
         groups.chunks.size(), threads,
         [&](std::size_t k) {
-          thread_local std::vector<std::uint64_t> scratch;
-          auto rows = groups.slice(k);
-          auto counts = sort_by_fragment(positions, in.grid, groups.chunks[k], rows, scratch);
-          ChunkData data = gather_chunk(in, cl, rows, std::move(counts));
+          ChunkData data = groups.chunk_data(k, cl);
           write_cells(store, cl, groups.chunks[k], m.origin, data);
         },
         progress);

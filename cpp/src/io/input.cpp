@@ -381,7 +381,7 @@ Selection select_columns(const std::vector<std::string>& names, const std::vecto
       if (!i) {
         if (std::string(axis) == "z") break;
         invalid(where + ": no " + what + " named " + squote(axis) + listing() +
-                "; name the position " + what + "s explicitly");
+                "; choose the position " + what + "s explicitly (--position-columns)");
       }
       check_usable(*i);
       sel.positions.push_back(*i);

@@ -1,0 +1,326 @@
+// Spatial binning (engine/binning.hpp): group_by_chunk then sort_by_fragment
+// checked against a brute-force std::map grouping, on float32 and float64
+// points with negative coordinates and points on chunk and bin edges, through
+// both the dense (small chunk bounding box) and sparse (huge box) paths.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "engine/binning.hpp"
+#include "zvf/grid.hpp"
+#include "zvf/types.hpp"
+
+using zvf::ArrayView;
+using zvf::ChunkCoord;
+using zvf::DType;
+using zvf::Grid;
+using zvf::detail::ChunkedPoints;
+
+namespace {
+
+// Positions held as either float or double rows.
+struct Points {
+  DType dtype = DType::F64;
+  std::size_t nd = 3;
+  std::vector<float> f;
+  std::vector<double> d;
+  std::size_t rows() const { return (dtype == DType::F32 ? f.size() : d.size()) / nd; }
+  double at(std::size_t i, std::size_t k) const {
+    return dtype == DType::F32 ? static_cast<double>(f[i * nd + k]) : d[i * nd + k];
+  }
+  void push(const std::vector<double>& p) {
+    for (double x : p) {
+      if (dtype == DType::F32) f.push_back(static_cast<float>(x));
+      else d.push_back(x);
+    }
+  }
+  ArrayView view() const {
+    ArrayView v;
+    v.data = dtype == DType::F32 ? static_cast<const void*>(f.data()) : static_cast<const void*>(d.data());
+    v.dtype = dtype;
+    v.rows = rows();
+    v.cols = nd;
+    return v;
+  }
+};
+
+// Reference bin index: the unique b with b*bin <= p < (b+1)*bin in double
+// arithmetic, found by search from a long double estimate.
+std::int64_t ref_bin(double p, double bin) {
+  auto b = static_cast<std::int64_t>(std::floor(static_cast<long double>(p) / static_cast<long double>(bin)));
+  while (static_cast<double>(b) * bin > p) --b;
+  while (static_cast<double>(b + 1) * bin <= p) ++b;
+  return b;
+}
+
+std::int64_t ref_floor_div(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  if (q * b > a) --q;
+  return q;
+}
+
+struct RefPoint {
+  ChunkCoord chunk;
+  std::int64_t frag = 0;
+};
+
+RefPoint ref_locate(const Points& pts, std::size_t i, const Grid& g) {
+  RefPoint r;
+  r.chunk.resize(pts.nd);
+  std::int64_t stride = 1;
+  std::vector<std::int64_t> local(pts.nd);
+  for (std::size_t k = 0; k < pts.nd; ++k) {
+    const std::int64_t b = ref_bin(pts.at(i, k), g.bin_shape[k]);
+    r.chunk[k] = ref_floor_div(b, g.bins_per_chunk[k]);
+    local[k] = b - r.chunk[k] * g.bins_per_chunk[k];
+  }
+  for (std::size_t k = pts.nd; k-- > 0;) {
+    r.frag += local[k] * stride;
+    stride *= g.bins_per_chunk[k];
+  }
+  return r;
+}
+
+// Groups with the library and checks everything against the reference.
+void check_binning(const Points& pts, const Grid& g, int threads) {
+  const ArrayView v = pts.view();
+  const std::size_t n = v.rows;
+  std::vector<double> mn(pts.nd, std::numeric_limits<double>::infinity()), mx(pts.nd, -mn[0]);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t k = 0; k < pts.nd; ++k) {
+      mn[k] = std::min(mn[k], pts.at(i, k));
+      mx[k] = std::max(mx[k], pts.at(i, k));
+    }
+
+  // Brute force: chunk -> (fragment -> rows in input order).
+  std::map<ChunkCoord, std::map<std::int64_t, std::vector<std::uint64_t>>> ref;
+  std::vector<RefPoint> where(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    where[i] = ref_locate(pts, i, g);
+    ref[where[i].chunk][where[i].frag].push_back(i);
+  }
+
+  ChunkedPoints got = zvf::detail::group_by_chunk(v, g, mn, mx, threads);
+
+  // perm is a permutation of the rows.
+  ASSERT_EQ(got.perm.size(), n);
+  std::vector<char> seen(n, 0);
+  for (auto r : got.perm) {
+    ASSERT_LT(r, n);
+    ASSERT_FALSE(seen[r]) << "row " << r << " appears twice in perm";
+    seen[r] = 1;
+  }
+  // Chunks sorted, offsets consistent.
+  ASSERT_EQ(got.offsets.size(), got.chunks.size() + 1);
+  EXPECT_EQ(got.offsets.front(), 0u);
+  EXPECT_EQ(got.offsets.back(), n);
+  for (std::size_t k = 0; k + 1 < got.chunks.size(); ++k) EXPECT_LT(got.chunks[k], got.chunks[k + 1]) << "chunk " << k;
+  ASSERT_EQ(got.chunks.size(), ref.size());
+
+  std::vector<std::uint64_t> scratch;
+  std::size_t k = 0;
+  for (const auto& [chunk, frags] : ref) {
+    SCOPED_TRACE("chunk " + zvf::dotted_key(chunk));
+    ASSERT_EQ(got.chunks[k], chunk);
+    auto slice = got.slice(k);
+    ASSERT_GT(slice.size(), 0u);
+    // Every row's chunk equals chunk_of, and the grouping is stable.
+    for (std::size_t j = 0; j < slice.size(); ++j) {
+      EXPECT_EQ(zvf::detail::chunk_of(v, slice[j], g), chunk) << "row " << slice[j];
+      if (j) EXPECT_LT(slice[j - 1], slice[j]) << "input order lost within chunk";
+    }
+    const auto counts = zvf::detail::sort_by_fragment(v, g, chunk, slice, scratch);
+    ASSERT_EQ(counts.size(), static_cast<std::size_t>(g.bins_per_chunk_total()));
+    std::int64_t sum = 0;
+    for (auto c : counts) {
+      EXPECT_GE(c, 0);
+      sum += c;
+    }
+    EXPECT_EQ(static_cast<std::uint64_t>(sum), slice.size());
+    // Expected order: fragment by fragment, input order inside each fragment.
+    std::vector<std::uint64_t> expect;
+    std::vector<std::int64_t> expect_counts(counts.size(), 0);
+    for (const auto& [f, rows] : frags) {
+      expect.insert(expect.end(), rows.begin(), rows.end());
+      expect_counts[static_cast<std::size_t>(f)] = static_cast<std::int64_t>(rows.size());
+    }
+    EXPECT_EQ(counts, expect_counts);
+    EXPECT_EQ(std::vector<std::uint64_t>(slice.begin(), slice.end()), expect);
+    // Direct statement of the ordering contract too.
+    for (std::size_t j = 1; j < slice.size(); ++j) {
+      const auto fa = where[slice[j - 1]].frag, fb = where[slice[j]].frag;
+      EXPECT_LE(fa, fb);
+      if (fa == fb) EXPECT_LT(slice[j - 1], slice[j]);
+    }
+    ++k;
+  }
+}
+
+// Random points in [lo, hi) per axis plus points exactly on and one ulp around
+// chunk and bin edges, interleaved so edge rows are spread through the input.
+Points make_points(DType dt, std::size_t nd, std::size_t n, double lo, double hi, const Grid& g, unsigned seed) {
+  Points pts;
+  pts.dtype = dt;
+  pts.nd = nd;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::uniform_int_distribution<int> pick(0, 5);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::vector<double> p(nd);
+    for (std::size_t k = 0; k < nd; ++k) {
+      double x = u(rng);
+      const int mode = pick(rng);
+      if (mode >= 3) {  // snap to a bin edge (mode 3), a chunk edge (4), or next to one (5)
+        const double step = mode == 4 ? g.chunk_shape[k] : g.bin_shape[k];
+        const double e = static_cast<double>(static_cast<std::int64_t>(std::floor(x / step))) * step;
+        if (dt == DType::F32) {
+          const float ef = static_cast<float>(e);
+          x = mode == 5 ? std::nextafter(ef, (i & 1) ? 1e30f : -1e30f) : ef;
+        } else {
+          x = mode == 5 ? std::nextafter(e, (i & 1) ? 1e300 : -1e300) : e;
+        }
+      }
+      p[k] = x;
+    }
+    pts.push(p);
+  }
+  return pts;
+}
+
+}  // namespace
+
+TEST(Binning, Float32DenseWithNegativesAndEdges) {
+  Grid g = Grid::make({100, 100, 100}, {25, 50, 100}, 3);
+  Points pts = make_points(DType::F32, 3, 20000, -500, 500, g, 1);
+  check_binning(pts, g, 1);
+}
+
+TEST(Binning, Float64DenseWithAwkwardBinSizes) {
+  // bin 0.1 into chunk 0.3 is "whole" only up to rounding: edges are inexact.
+  Grid g = Grid::make({0.3, 0.7, 1.1}, {0.1, 0.35, 1.1}, 3);
+  Points pts = make_points(DType::F64, 3, 20000, -3, 3, g, 2);
+  check_binning(pts, g, 2);
+}
+
+TEST(Binning, Float32AwkwardBinSizes) {
+  Grid g = Grid::make({0.3, 0.7}, {0.1, 0.07}, 2);
+  Points pts = make_points(DType::F32, 2, 20000, -2, 2, g, 3);
+  check_binning(pts, g, 1);
+}
+
+TEST(Binning, TwoAndFourDimensions) {
+  Grid g2 = Grid::make({10, 20}, {5, 5}, 2);
+  check_binning(make_points(DType::F64, 2, 5000, -55, 55, g2, 4), g2, 1);
+  Grid g4 = Grid::make({4, 4, 4, 4}, {2, 1, 4, 2}, 4);
+  check_binning(make_points(DType::F32, 4, 5000, -9, 9, g4, 5), g4, 1);
+}
+
+TEST(Binning, SingleBinPerChunk) {
+  Grid g = Grid::make({10, 10, 10}, {}, 3);
+  check_binning(make_points(DType::F64, 3, 3000, -30, 30, g, 6), g, 1);
+}
+
+TEST(Binning, OnePointAndOneChunk) {
+  Grid g = Grid::make({10, 10}, {5, 5}, 2);
+  Points one;
+  one.dtype = DType::F64;
+  one.nd = 2;
+  one.push({-0.0, 10.0});
+  check_binning(one, g, 1);
+  Points same;
+  same.dtype = DType::F32;
+  same.nd = 2;
+  for (int i = 0; i < 100; ++i) same.push({1.0 + (i % 7), 2.0 + (i % 3)});
+  check_binning(same, g, 1);
+}
+
+TEST(Binning, ManyThreadsKeepInputOrder) {
+  // Enough rows for several counting blocks in the dense path.
+  Grid g = Grid::make({50, 50, 50}, {25, 25, 50}, 3);
+  Points pts = make_points(DType::F32, 3, 200000, -200, 200, g, 7);
+  check_binning(pts, g, 4);
+}
+
+TEST(Binning, SparsePathTwoClustersFarApartFloat64) {
+  // Chunk bounding box ~1e9 chunk widths along x: far too big to count densely.
+  Grid g = Grid::make({10, 10, 10}, {5, 5, 10}, 3);
+  Points a = make_points(DType::F64, 3, 6000, -50, 50, g, 8);
+  Points b = make_points(DType::F64, 3, 6000, -50, 50, g, 9);
+  Points pts;
+  pts.dtype = DType::F64;
+  pts.nd = 3;
+  for (std::size_t i = 0; i < a.rows(); ++i) {  // interleave the clusters
+    pts.push({a.at(i, 0), a.at(i, 1), a.at(i, 2)});
+    pts.push({b.at(i, 0) + 1e10, b.at(i, 1), b.at(i, 2) - 1e9});
+  }
+  check_binning(pts, g, 1);
+  check_binning(pts, g, 3);
+}
+
+TEST(Binning, SparsePathTwoClustersFarApartFloat32) {
+  Grid g = Grid::make({10, 10, 10}, {5, 10, 2}, 3);
+  Points pts;
+  pts.dtype = DType::F32;
+  pts.nd = 3;
+  std::mt19937_64 rng(10);
+  std::uniform_real_distribution<double> u(-60, 60);
+  for (int i = 0; i < 8000; ++i) {
+    const double off = (i % 2) ? -1e10 : 0.0;  // float32 spacing near 1e10 is 1024: many rows share values
+    pts.push({u(rng) + off, u(rng), std::round(u(rng) / 2) * 2});
+  }
+  check_binning(pts, g, 1);
+}
+
+TEST(Binning, SparseAndDenseAgreeOnTheSameCluster) {
+  // The same near cluster grouped alone (dense) and next to a far one (sparse)
+  // must come out identically for its own rows.
+  Grid g = Grid::make({8, 8}, {2, 4}, 2);
+  Points near = make_points(DType::F64, 2, 4000, -40, 40, g, 11);
+  Points both = near;
+  both.push({8e9, 8e9});
+  auto group = [&](const Points& p) {
+    std::vector<double> mn(2, 1e300), mx(2, -1e300);
+    for (std::size_t i = 0; i < p.rows(); ++i)
+      for (std::size_t k = 0; k < 2; ++k) {
+        mn[k] = std::min(mn[k], p.at(i, k));
+        mx[k] = std::max(mx[k], p.at(i, k));
+      }
+    return zvf::detail::group_by_chunk(p.view(), g, mn, mx, 1);
+  };
+  ChunkedPoints dense = group(near), sparse = group(both);
+  ASSERT_EQ(sparse.chunks.size(), dense.chunks.size() + 1);
+  EXPECT_EQ(sparse.chunks.back(), (ChunkCoord{1000000000, 1000000000}));
+  for (std::size_t k = 0; k < dense.chunks.size(); ++k) {
+    EXPECT_EQ(sparse.chunks[k], dense.chunks[k]);
+    auto a = dense.slice(k), b = sparse.slice(k);
+    EXPECT_EQ(std::vector<std::uint64_t>(a.begin(), a.end()), std::vector<std::uint64_t>(b.begin(), b.end()));
+  }
+}
+
+TEST(Binning, EmptyInput) {
+  Grid g = Grid::make({10, 10}, {}, 2);
+  Points none;
+  none.nd = 2;
+  ChunkedPoints got = zvf::detail::group_by_chunk(none.view(), g, {}, {}, 1);
+  EXPECT_TRUE(got.chunks.empty());
+  EXPECT_TRUE(got.perm.empty());
+  EXPECT_EQ(got.offsets, (std::vector<std::uint64_t>{0}));
+}
+
+TEST(Binning, ChunkOfPoint) {
+  Grid g = Grid::make({100, 0.3}, {25, 0.1}, 2);
+  const double p1[] = {-0.0, 0.3};
+  EXPECT_EQ(zvf::detail::chunk_of_point(p1, g), (ChunkCoord{0, 0}));  // 0.3 < 3*0.1 in double
+  const double p2[] = {-100.0, 3 * 0.1};
+  EXPECT_EQ(zvf::detail::chunk_of_point(p2, g), (ChunkCoord{-1, 1}));
+  const double p3[] = {std::nextafter(-100.0, 0.0), -1e-300};
+  EXPECT_EQ(zvf::detail::chunk_of_point(p3, g), (ChunkCoord{-1, -1}));
+  const double p4[] = {std::nextafter(-100.0, -1e9), 99.99999};
+  EXPECT_EQ(zvf::detail::chunk_of_point(p4, g)[0], -2);
+}
