@@ -4,6 +4,8 @@
 # Usage: cli_smoke.sh /path/to/zvf        (bash and awk only, no Python)
 set -u
 ZVF=${1:?usage: cli_smoke.sh /path/to/zvf}
+[ -x "$ZVF" ] || { echo "cli_smoke: not an executable: $ZVF" >&2; exit 1; }
+ZVF=$(cd "$(dirname "$ZVF")" && pwd)/$(basename "$ZVF")  # the checks run in a scratch directory
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/zvf_cli_smoke.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
