@@ -98,11 +98,16 @@ std::pair<double, double> parse_range(const std::string& flag, const std::string
   return {lo, hi};
 }
 
-std::pair<std::string, std::string> parse_attr_input(const std::string& text) {
+std::pair<std::string, std::string> parse_assignment(const std::string& flag, const std::string& form,
+                                                     const std::string& text) {
   std::size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
-    throw UsageError("--attr-input: expected NAME=FILE, got '" + text + "'");
+    throw UsageError(flag + ": expected " + form + ", got '" + text + "'");
   return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+std::pair<std::string, std::string> parse_attr_input(const std::string& text) {
+  return parse_assignment("--attr-input", "NAME=FILE", text);
 }
 
 std::string format_number(double v, bool float32) {

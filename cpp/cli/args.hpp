@@ -29,8 +29,11 @@ Box parse_box(const std::string& flag, const std::string& text, bool allow_inf, 
 // "LO,HI" with LO < HI; "inf"/"-inf" accepted.
 std::pair<double, double> parse_range(const std::string& flag, const std::string& text);
 
-// "NAME=FILE".
+// "NAME=FILE" (for --attr-input).
 std::pair<std::string, std::string> parse_attr_input(const std::string& text);
+// "NAME=VALUE" for `flag`; `form` names the expected form in the message ("NAME=DTYPE").
+std::pair<std::string, std::string> parse_assignment(const std::string& flag, const std::string& form,
+                                                     const std::string& text);
 
 // Shortest text that reads back to the same double ("0.1", "500", "inf").
 // With float32, a value that is exactly a float is written as the shortest text

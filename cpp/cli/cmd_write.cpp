@@ -109,7 +109,9 @@ const char* kLayoutHelp =
     "\nInput: with a .npy --input, the file holds positions (N, D) and each --attr-input\n"
     "NAME=FILE.npy one attribute (N,) or (N, C). With a .csv or .ply --input, positions are\n"
     "the x,y[,z] columns/properties and every other column is an attribute (choose with\n"
-    "--position-columns / --attr-columns); --attr-input may add more .npy attributes.\n";
+    "--position-columns / --attr-columns); --attr-input may add more .npy attributes.\n"
+    "CSV attributes are int64 if a file's values are all whole numbers, else float64;\n"
+    "--attr-dtype NAME=DTYPE (or '*=DTYPE') fixes the dtype, e.g. --attr-dtype intensity=float32.\n";
 
 }  // namespace
 

@@ -56,6 +56,11 @@ void add_input_options(CLI::App& sub, InputArgs& a) {
   sub.add_option("--positions-dtype", a.positions_dtype,
                  "Convert positions to float32 or float64 (default: as read; CSV gives float64)")
       ->check(CLI::IsMember({"float32", "float64"}));
+  sub.add_option("--attr-dtype", a.attr_dtypes,
+                 "Store attribute NAME as DTYPE (float32, int16, uint8, ...); NAME '*' means every attribute. "
+                 "CSV guesses int64 or float64 per file: pin the dtype so that all partitions agree")
+      ->allow_extra_args(false)
+      ->type_name("NAME=DTYPE");
 }
 
 PointCloud load_input(const InputArgs& a) {
@@ -67,14 +72,39 @@ PointCloud load_input(const InputArgs& a) {
   if (format == FileFormat::Npy && (!opt.position_columns.empty() || opt.attribute_columns))
     throw UsageError("--position-columns and --attr-columns apply to CSV and PLY input, not " + a.input);
 
-  PointCloud cloud = read_point_file(a.input, opt);
+  // Check every NAME=FILE before reading a possibly large input.
+  std::vector<std::pair<std::string, std::string>> attr_files;
   for (const auto& spec : a.attr_inputs) {
-    auto [name, file] = parse_attr_input(spec);
-    if (file_format(file) != FileFormat::Npy) throw UsageError("--attr-input " + spec + ": expected a .npy file");
+    attr_files.push_back(parse_attr_input(spec));
+    if (file_format(attr_files.back().second) != FileFormat::Npy)
+      throw UsageError("--attr-input " + spec + ": expected a .npy file");
+  }
+
+  PointCloud cloud = read_point_file(a.input, opt);
+  for (const auto& [name, file] : attr_files) {
     for (const auto& [existing, arr] : cloud.attributes)
-      if (existing == name)
-        throw UsageError("--attr-input: attribute '" + name + "' is given twice (also a column of " + a.input + ")");
+      if (existing == name) throw UsageError("--attr-input: attribute '" + name + "' is given twice");
     cloud.attributes.emplace_back(name, read_npy(file));
+  }
+
+  for (const auto& spec : a.attr_dtypes) {
+    auto [name, dtype_text] = parse_assignment("--attr-dtype", "NAME=DTYPE", spec);
+    DType dtype;
+    try {
+      dtype = dtype_from_name(dtype_text);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--attr-dtype: ") + e.what());
+    }
+    bool found = false;
+    std::string names;
+    for (auto& [attr, arr] : cloud.attributes) {
+      names += (names.empty() ? "" : ", ") + attr;
+      if (name != "*" && name != attr) continue;
+      found = true;
+      arr = convert_dtype(arr, dtype, "--attr-dtype " + spec + ": attribute '" + attr + "'");
+    }
+    if (!found && name != "*")
+      throw UsageError("--attr-dtype: no attribute named '" + name + "' (attributes: " + (names.empty() ? "none" : names) + ")");
   }
   return cloud;
 }

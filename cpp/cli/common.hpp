@@ -53,9 +53,11 @@ struct InputArgs {
   std::string attr_columns;
   CLI::Option* attr_columns_opt = nullptr;
   std::string positions_dtype;
+  std::vector<std::string> attr_dtypes;
 };
 void add_input_options(CLI::App& sub, InputArgs& args);
-// Reads --input and every --attr-input into one point cloud.
+// Reads --input and every --attr-input into one point cloud, then applies
+// --positions-dtype and --attr-dtype.
 PointCloud load_input(const InputArgs& args);
 
 // --chunk-shape, --bin-shape, --compressor, --threads.

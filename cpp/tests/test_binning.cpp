@@ -133,7 +133,9 @@ void check_binning(const Points& pts, const Grid& g, int threads) {
     // Every row's chunk equals chunk_of, and the grouping is stable.
     for (std::size_t j = 0; j < slice.size(); ++j) {
       EXPECT_EQ(zvf::detail::chunk_of(v, slice[j], g), chunk) << "row " << slice[j];
-      if (j) EXPECT_LT(slice[j - 1], slice[j]) << "input order lost within chunk";
+      if (j) {
+        EXPECT_LT(slice[j - 1], slice[j]) << "input order lost within chunk";
+      }
     }
     const auto counts = zvf::detail::sort_by_fragment(v, g, chunk, slice, scratch);
     ASSERT_EQ(counts.size(), static_cast<std::size_t>(g.bins_per_chunk_total()));
@@ -156,7 +158,9 @@ void check_binning(const Points& pts, const Grid& g, int threads) {
     for (std::size_t j = 1; j < slice.size(); ++j) {
       const auto fa = where[slice[j - 1]].frag, fb = where[slice[j]].frag;
       EXPECT_LE(fa, fb);
-      if (fa == fb) EXPECT_LT(slice[j - 1], slice[j]);
+      if (fa == fb) {
+        EXPECT_LT(slice[j - 1], slice[j]);
+      }
     }
     ++k;
   }

@@ -309,54 +309,54 @@ TEST(DecodeFragments, DecreasingCsrOffsets) {
 }
 
 // A header that claims billions of fragments on a 16-byte payload must be
-// rejected as truncated, not trusted for an allocation. Run in a child with a
+// rejected as truncated, not trusted for an allocation. Runs in a child with a
 // capped address space so a huge allocation fails fast instead of paging.
-TEST(DecodeFragmentsDeathTest, HugeFragmentCountInHeaderIsCorruptNotAnAllocation) {
+[[noreturn]] void decode_huge_header_in_child() {
   Bytes b;
   header(b, 0xFFFFFFFFu, 0);
-  EXPECT_EXIT(
-      {
-        rlimit lim{std::size_t{8} << 30, std::size_t{8} << 30};
-        ::setrlimit(RLIMIT_AS, &lim);
-        try {
-          decode(b);
-          std::_Exit(3);  // accepted a 16-byte payload claiming 2^32-1 fragments
-        } catch (const Error& e) {
-          std::_Exit(e.code() == Error::Code::Corrupt ? 0 : 4);
-        } catch (const std::bad_alloc&) {
-          std::_Exit(5);  // trusted the header for an allocation
-        } catch (...) {
-          std::_Exit(6);
-        }
-      },
-      ::testing::ExitedWithCode(0), "");
+  const rlimit lim{std::size_t{8} << 30, std::size_t{8} << 30};
+  ::setrlimit(RLIMIT_AS, &lim);
+  try {
+    decode(b);
+    std::_Exit(3);  // accepted a 16-byte payload claiming 2^32-1 fragments
+  } catch (const Error& e) {
+    std::_Exit(e.code() == Error::Code::Corrupt ? 0 : 4);
+  } catch (const std::bad_alloc&) {
+    std::_Exit(5);  // trusted the header for an allocation
+  } catch (...) {
+    std::_Exit(6);
+  }
+}
+
+TEST(DecodeFragmentsDeathTest, HugeFragmentCountInHeaderIsCorruptNotAnAllocation) {
+  EXPECT_EXIT(decode_huge_header_in_child(), ::testing::ExitedWithCode(0), "");
 }
 
 // CSR offsets that rise past the payload and then fall back must be rejected
 // without reading past the end of the payload. The payload sits right before an
 // inaccessible page, so an out-of-bounds read faults in the child.
-TEST(DecodeFragmentsDeathTest, NonMonotonicCsrOffsetsNeverReadPastThePayload) {
+[[noreturn]] void decode_rising_then_falling_offsets_in_child() {
   Bytes b;
   header(b, 2, 0);
   bitmap(b, {false, false});
   for (std::uint32_t o : {0u, 1u << 16, 1u}) u32(b, o);  // offsets[E] = 1 passes the length check
   i64(b, 42);
-  EXPECT_EXIT(
-      {
-        const long page = ::sysconf(_SC_PAGESIZE);
-        auto* mem = static_cast<std::uint8_t*>(
-            ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-        if (mem == MAP_FAILED || ::mprotect(mem + page, page, PROT_NONE) != 0) std::_Exit(7);
-        std::uint8_t* at = mem + page - b.size();
-        std::memcpy(at, b.data(), b.size());
-        try {
-          zvf::decode_fragments(ByteSpan(at, b.size()), kWhat);
-          std::_Exit(3);
-        } catch (const Error& e) {
-          std::_Exit(e.code() == Error::Code::Corrupt ? 0 : 4);
-        } catch (...) {
-          std::_Exit(6);
-        }
-      },
-      ::testing::ExitedWithCode(0), "");
+  const long page = ::sysconf(_SC_PAGESIZE);
+  auto* mem = static_cast<std::uint8_t*>(
+      ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (mem == MAP_FAILED || ::mprotect(mem + page, page, PROT_NONE) != 0) std::_Exit(7);
+  std::uint8_t* at = mem + page - b.size();
+  std::memcpy(at, b.data(), b.size());
+  try {
+    zvf::decode_fragments(ByteSpan(at, b.size()), kWhat);
+    std::_Exit(3);
+  } catch (const Error& e) {
+    std::_Exit(e.code() == Error::Code::Corrupt ? 0 : 4);
+  } catch (...) {
+    std::_Exit(6);
+  }
+}
+
+TEST(DecodeFragmentsDeathTest, NonMonotonicCsrOffsetsNeverReadPastThePayload) {
+  EXPECT_EXIT(decode_rising_then_falling_offsets_in_child(), ::testing::ExitedWithCode(0), "");
 }

@@ -570,7 +570,22 @@ TEST_F(FileInputTest, ConvertDtype) {
   OwnedArray f = zvf::convert_dtype(a, DType::F64);
   EXPECT_EQ(values<double>(f), (std::vector<double>{-3, 16777216}));
   EXPECT_TRUE(f.one_d);
-  expect_error([&] { zvf::convert_dtype(a, DType::I64); }, kInvalid, {"int64"});
+  EXPECT_EQ(values<std::int64_t>(zvf::convert_dtype(a, DType::I64)), (std::vector<std::int64_t>{-3, 1 << 24}));
+  expect_error([&] { zvf::convert_dtype(a, DType::U16, "attribute 'n'"); }, kInvalid,
+               {"attribute 'n'", "-3", "row 0", "uint16"});
+  OwnedArray f2 = make_array<double>(DType::F64, 3, 1, true, {1.0, 255.0, 0.0});
+  EXPECT_EQ(values<std::uint8_t>(zvf::convert_dtype(f2, DType::U8)), (std::vector<std::uint8_t>{1, 255, 0}));
+  OwnedArray f3 = make_array<double>(DType::F64, 2, 1, true, {1.0, 2.5});
+  expect_error([&] { zvf::convert_dtype(f3, DType::I32, "x"); }, kInvalid, {"x: value 2.5 in row 1", "int32"});
+  OwnedArray f4 = make_array<double>(DType::F64, 1, 1, true, {9223372036854775808.0});
+  expect_error([&] { zvf::convert_dtype(f4, DType::I64); }, kInvalid, {"int64"});
+  OwnedArray u = make_array<std::uint64_t>(DType::U64, 1, 1, true, {~0ull});
+  EXPECT_EQ(values<std::uint64_t>(zvf::convert_dtype(u, DType::U64)), (std::vector<std::uint64_t>{~0ull}));
+  expect_error([&] { zvf::convert_dtype(u, DType::I64); }, kInvalid, {"18446744073709551615"});
+  zvf::TableOptions opt;
+  opt.positions_dtype = DType::I32;
+  std::string p = write_file("p.csv", "x,y\n1,2\n");
+  expect_error([&] { zvf::read_csv(p, opt); }, kInvalid, {"int32", "float32 or float64"});
 }
 
 }  // namespace

@@ -202,7 +202,8 @@ TEST(ArrayDocs, Vertices) {
   EXPECT_EQ(doc["chunk_grid"], ojson::parse(R"({"name":"regular","configuration":{"chunk_shape":[1,1,1]}})"));
   EXPECT_EQ(doc["chunk_key_encoding"], ojson::parse(R"({"name":"default","configuration":{"separator":"/"}})"));
   EXPECT_EQ(doc["fill_value"], "");
-  EXPECT_EQ(doc["codecs"], ojson::parse(R"([{"name":"vlen-bytes","configuration":{}}])"));
+  // Compared as unordered JSON: key order inside a codec is not significant.
+  EXPECT_EQ(nlohmann::json::parse(doc["codecs"].dump()), nlohmann::json::parse(R"([{"name":"vlen-bytes","configuration":{}}])"));
   const ojson& at = doc["attributes"];
   EXPECT_EQ(at["nonempty_chunks"], ojson::array({"0.-1.0", "0.0.1", "1.0.0"}));
   EXPECT_EQ(at["chunk_grid_origin"], ojson::array({0, -1, 0}));
@@ -330,7 +331,8 @@ TEST(StoreName, LastComponentWithoutExtension) {
 // ---- attribute names --------------------------------------------------------
 
 TEST(AttributeName, Accepted) {
-  for (const std::string& n : {"intensity", "a.b-c", "_x", "X9", "a..b", "0", "rgb_2", "a-", std::string(255, 'a')})
+  for (const std::string& n : std::vector<std::string>{"intensity", "a.b-c", "_x", "X9", "a..b", "0", "rgb_2", "a-",
+                                                       std::string(255, 'a')})
     EXPECT_NO_THROW(zvf::meta::check_attribute_name(n)) << n;
 }
 
@@ -341,6 +343,6 @@ TEST(AttributeName, Rejected) {
   for (const auto& n : bad) {
     SCOPED_TRACE("name '" + n + "'");
     expect_error([&] { zvf::meta::check_attribute_name(n); }, Error::Code::InvalidArgument,
-                 {n.size() < 64 ? "'" + n + "'" : std::string("attribute name")});
+                 {n.size() < 64 && n.find('\0') == std::string::npos ? "'" + n + "'" : std::string("attribute name")});
   }
 }

@@ -100,5 +100,26 @@ contains err.txt "zvf: error: "
 expect 6 "$ZVF" write-partition o.zv --input slab_1.csv --chunk-shape 250,250,250 --z-range 400,1000 --compressor zstd
 contains err.txt "overlaps"
 
+# gaps between partitions: refused, then accepted with --allow-gaps (reported on stderr)
+awk 'BEGIN { print "x,y,z"; for (i = 0; i < 10; i++) printf "%d,%d,%d\n", i, i, 600 + i }' >high.csv
+expect 0 "$ZVF" write-partition g.zv --input slab_0.csv --attr-columns '' --chunk-shape 250,250,250 --z-range 0,500
+expect 0 "$ZVF" write-partition g.zv --input high.csv --chunk-shape 250,250,250 --z-range 600,1000
+expect 6 "$ZVF" finalise g.zv
+expect 0 "$ZVF" finalise g.zv --allow-gaps
+contains err.txt "warning: gap"
+contains out.txt "70 vertices"
+
+# an empty slab and a full one agree once the CSV attribute dtypes are pinned
+printf 'x,y,z,intensity,label\n' >empty.csv
+expect 0 "$ZVF" write-partition e.zv --input empty.csv --chunk-shape 250,250,250 --z-range 0,500 \
+  --attr-dtype '*=float32' --attr-dtype label=uint8
+expect 0 "$ZVF" write-partition e.zv --input slab_1.csv --chunk-shape 250,250,250 --z-range 500,1000 \
+  --attr-dtype intensity=float32 --attr-dtype label=uint8
+expect 0 "$ZVF" finalise e.zv
+expect 0 "$ZVF" info e.zv --json
+contains out.txt '"dtype": "uint8"'
+expect 3 "$ZVF" write-partition e2.zv --input slab_1.csv --chunk-shape 250,250,250 --z-range 500,1000 \
+  --attr-dtype intensity=int8
+
 if [ "$FAILED" = 0 ]; then echo "cli_smoke: all checks passed"; fi
 exit "$FAILED"

@@ -82,6 +82,14 @@ TEST(CliArgs, AttrInput) {
               std::string("--attr-input: expected NAME=FILE, got '") + bad + "'");
 }
 
+TEST(CliArgs, Assignment) {
+  auto [name, value] = zvf::cli::parse_assignment("--attr-dtype", "NAME=DTYPE", "label=uint8");
+  EXPECT_EQ(name, "label");
+  EXPECT_EQ(value, "uint8");
+  EXPECT_EQ(usage_message([] { zvf::cli::parse_assignment("--attr-dtype", "NAME=DTYPE", "label"); }),
+            "--attr-dtype: expected NAME=DTYPE, got 'label'");
+}
+
 TEST(CliArgs, Formatting) {
   EXPECT_EQ(zvf::cli::format_number(0.1), "0.1");
   EXPECT_EQ(zvf::cli::format_number(500), "500");

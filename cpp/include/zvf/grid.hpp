@@ -22,8 +22,15 @@ inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+// floor() for |x| < 2^63 without a libm call (the baseline x86-64 target has no
+// SSE4.1 round instruction); inputs are validated to stay in that range.
+inline double fast_floor(double x) {
+  double t = static_cast<double>(static_cast<std::int64_t>(x));
+  return t > x ? t - 1 : t;
+}
+
 inline std::int64_t bin_coord(double p, double bin) {
-  double b = std::floor(p / bin);
+  double b = fast_floor(p / bin);
   if (b * bin > p) b -= 1;
   else if ((b + 1) * bin <= p) b += 1;
   return static_cast<std::int64_t>(b);

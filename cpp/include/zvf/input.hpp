@@ -60,8 +60,10 @@ PointCloud read_ply(const std::string& path, const TableOptions& options = {});
 // options must then be empty, apart from positions_dtype).
 PointCloud read_point_file(const std::string& path, const TableOptions& options = {});
 
-// Returns `array` converted to F32 or F64 (a copy; integer or float input).
-OwnedArray convert_dtype(const OwnedArray& array, DType to);
+// Returns a copy of `array` converted to `to`. Conversion to a float type rounds;
+// conversion to an integer type requires whole numbers in range and otherwise
+// throws Error(InvalidArgument) naming `what`, the value and its row.
+OwnedArray convert_dtype(const OwnedArray& array, DType to, const std::string& what = "array");
 
 // A borrowed view of an owned array (valid while `array` lives and is unchanged).
 ArrayView view_of(const OwnedArray& array);

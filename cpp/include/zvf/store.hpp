@@ -25,6 +25,10 @@ class Store {
   virtual ~Store() = default;
   virtual std::optional<Bytes> get(const std::string& key) const = 0;
   virtual void set(const std::string& key, ByteSpan value) = 0;
+  // set() of the concatenation of parts, with the same atomicity; lets callers put
+  // a small header in front of a large buffer without copying it. The default
+  // concatenates; backends that can write the parts directly override it.
+  virtual void set_parts(const std::string& key, std::span<const ByteSpan> parts);
   virtual bool exists(const std::string& key) const = 0;
   // Removes one key; removing a missing key is not an error.
   virtual void erase(const std::string& key) = 0;
@@ -59,11 +63,13 @@ class PosixStore final : public Store {
   explicit PosixStore(std::string root);
   std::optional<Bytes> get(const std::string& key) const override;
   void set(const std::string& key, ByteSpan value) override;
+  void set_parts(const std::string& key, std::span<const ByteSpan> parts) override;
   using Store::set;
   bool exists(const std::string& key) const override;
   void erase(const std::string& key) override;
   void erase_prefix(const std::string& prefix) override;
   std::vector<std::string> list(const std::string& prefix) const override;
+  std::vector<std::string> list_dir(const std::string& prefix) const override;
   void rename(const std::string& from, const std::string& to) override;
   std::string describe() const override { return root_; }
   bool root_exists() const override;

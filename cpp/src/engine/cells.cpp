@@ -31,13 +31,14 @@ void gather_rows(const void* src, std::size_t row_bytes, std::span<const std::ui
   }
 }
 
-void put_cell(Store& store, const std::string& key, Payload& p, const CodecSpec& codec) {
+void put_cell(Store& store, const std::string& key, ByteSpan payload, const CodecSpec& codec) {
   if (codec.kind == CodecSpec::Kind::None) {
-    std::uint32_t head[2] = {1u, static_cast<std::uint32_t>(p.size())};
-    std::memcpy(p.buf.data(), head, sizeof head);
-    store.set(key, ByteSpan(p.buf));
+    // The vlen-bytes frame goes in front of the payload without copying it.
+    std::uint32_t head[2] = {1u, static_cast<std::uint32_t>(payload.size())};
+    const ByteSpan parts[2] = {ByteSpan(reinterpret_cast<const std::uint8_t*>(head), sizeof head), payload};
+    store.set_parts(key, parts);
   } else {
-    Bytes enc = encode_cell(p.bytes(), codec);
+    Bytes enc = encode_cell(payload, codec);
     store.set(key, ByteSpan(enc));
   }
 }
@@ -63,13 +64,19 @@ ChunkData gather_chunk(const CheckedInput& in, const CellLayout& layout, std::sp
   return c;
 }
 
+ChunkView view_of(const ChunkData& d) {
+  ChunkView v{d.count, &d.frag_counts, d.vertices.bytes(), {}};
+  for (const auto& a : d.attrs) v.attrs.push_back(a.bytes());
+  return v;
+}
+
 void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin,
-                 ChunkData& data) {
+                 const ChunkView& data) {
   const std::string cell = "/" + cell_key(c, origin);
   for (std::size_t k = 0; k < layout.attrs.size(); ++k)
     put_cell(store, meta::attribute_path(layout.attrs[k].name) + cell, data.attrs[k], layout.codec);
-  Payload frag = to_payload(encode_range_fragments(data.frag_counts));
-  put_cell(store, meta::fragments_path() + cell, frag, layout.codec);
+  Bytes frag = encode_range_fragments(*data.frag_counts);
+  put_cell(store, meta::fragments_path() + cell, ByteSpan(frag), layout.codec);
   put_cell(store, meta::vertices_path() + cell, data.vertices, layout.codec);
 }
 
@@ -117,8 +124,9 @@ std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout
   return d;
 }
 
-Bytes encode_piece(const ChunkData& d) {
-  std::size_t total = 4 + 4 + 8 + 4 + d.frag_counts.size() * 8 + d.vertices.size();
+Bytes encode_piece(const ChunkView& d) {
+  const auto& frag_counts = *d.frag_counts;
+  std::size_t total = 4 + 4 + 8 + 4 + frag_counts.size() * 8 + d.vertices.size();
   for (const auto& a : d.attrs) total += a.size();
   Bytes out(total);
   std::uint8_t* p = out.data();
@@ -127,11 +135,11 @@ Bytes encode_piece(const ChunkData& d) {
     p += n;
   };
   put("ZVFP", 4);
-  std::uint32_t version = 1, nbins = static_cast<std::uint32_t>(d.frag_counts.size());
+  std::uint32_t version = 1, nbins = static_cast<std::uint32_t>(frag_counts.size());
   put(&version, 4);
   put(&d.count, 8);
   put(&nbins, 4);
-  put(d.frag_counts.data(), d.frag_counts.size() * 8);
+  put(frag_counts.data(), frag_counts.size() * 8);
   put(d.vertices.data(), d.vertices.size());
   for (const auto& a : d.attrs) put(a.data(), a.size());
   return out;

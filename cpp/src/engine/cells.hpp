@@ -40,12 +40,21 @@ struct ChunkData {
   std::vector<Payload> attrs;
 };
 
+// A borrowed view of one chunk's rows, e.g. a slice of the sorted input buffers.
+struct ChunkView {
+  std::uint64_t count = 0;
+  const std::vector<std::int64_t>* frag_counts = nullptr;
+  ByteSpan vertices;
+  std::vector<ByteSpan> attrs;
+};
+ChunkView view_of(const ChunkData& data);
+
 ChunkData gather_chunk(const CheckedInput& in, const CellLayout& layout,
                        std::span<const std::uint64_t> sorted_rows, std::vector<std::int64_t> frag_counts);
 
 // Writes vertices, vertex_fragments and every attribute cell of chunk `c`.
 void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin,
-                 ChunkData& data);
+                 const ChunkView& data);
 void erase_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin);
 // Reads a chunk's cells back; nullopt if the vertices cell is missing.
 std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout, const ChunkCoord& c,
@@ -53,7 +62,7 @@ std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout
 
 // Partition pieces: "ZVFP" u32 version, u64 count, u32 nbins, i64 counts[nbins],
 // then the vertex bytes and each attribute's bytes, all little-endian, uncompressed.
-Bytes encode_piece(const ChunkData& data);
+Bytes encode_piece(const ChunkView& data);
 ChunkData decode_piece(ByteSpan bytes, const CellLayout& layout, const std::string& what);
 
 // Concatenates sources fragment by fragment (source order kept within a fragment).

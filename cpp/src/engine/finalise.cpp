@@ -176,8 +176,8 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
     std::string g;
     for (const auto& s : report.gaps) g += (g.empty() ? "" : "; ") + s;
     fail(Error::Code::Conflict, "partitions of " + store.describe() + " leave gap(s): " + g +
-                                    ". No partition covers them: run the missing partition(s), or finalise with "
-                                    "allow_gaps to accept them");
+                                    ". No partition covers them: run the missing partition(s), or accept the gaps "
+                                    "with allow_gaps=True (Python) / --allow-gaps (zvf finalise)");
   }
 
   // 2. Origin of the chunk grid: 0, or lower where data lies at negative chunks.
@@ -259,7 +259,7 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
           erase_cells(store, cl, c, target);
           emptied[i] = 1;
         } else {
-          write_cells(store, cl, c, target, merged);
+          write_cells(store, cl, c, target, view_of(merged));
         }
       },
       [&](std::size_t done) {

@@ -1,5 +1,6 @@
 #include "engine/input.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -12,10 +13,9 @@
 namespace zvf::detail {
 
 std::string number_text(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest form that round-trips
+  return std::string(buf, r.ptr);
 }
 
 std::string box_text(const Box& b, bool half_open) {

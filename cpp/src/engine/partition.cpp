@@ -134,7 +134,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   parallel_for(
       groups.chunks.size(), threads,
       [&](std::size_t k) {
-        ChunkData data = groups.chunk_data(k, cl);
+        ChunkView data = groups.chunk_view(k, cl);
         if (in_place[k]) {
           write_cells(store, cl, groups.chunks[k], rec.origin, data);
         } else {

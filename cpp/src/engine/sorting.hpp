@@ -25,8 +25,8 @@ struct SortedPoints {
   std::vector<std::vector<std::int64_t>> frag_counts;  // per chunk, one count per bin
   RawBuffer positions;
   std::vector<RawBuffer> attrs;
-  // Chunk k's rows as a ChunkData ready to write (copies into framed payloads).
-  ChunkData chunk_data(std::size_t k, const CellLayout& layout) const;
+  // Chunk k's rows, borrowed from the sorted buffers.
+  ChunkView chunk_view(std::size_t k, const CellLayout& layout) const;
 };
 
 SortedPoints sort_points(const CheckedInput& in, const CellLayout& layout, int threads);

@@ -62,7 +62,7 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
     parallel_for(
         groups.chunks.size(), threads,
         [&](std::size_t k) {
-          ChunkData data = groups.chunk_data(k, cl);
+          ChunkView data = groups.chunk_view(k, cl);
           write_cells(store, cl, groups.chunks[k], m.origin, data);
         },
         progress);

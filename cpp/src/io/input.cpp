@@ -19,6 +19,7 @@
 #include <memory>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 
 #include "zvf/error.hpp"
 
@@ -415,9 +416,16 @@ Selection select_columns(const std::vector<std::string>& names, const std::vecto
   return sel;
 }
 
-void convert_positions_in_place(PointCloud& cloud, const TableOptions& options) {
+void check_positions_dtype(const TableOptions& options) {
+  if (options.positions_dtype && !is_float(*options.positions_dtype))
+    invalid(std::string("cannot convert positions to ") + dtype_name(*options.positions_dtype) +
+            "; expected float32 or float64");
+}
+
+void convert_positions_in_place(PointCloud& cloud, const TableOptions& options, const std::string& path) {
+  check_positions_dtype(options);
   if (options.positions_dtype && *options.positions_dtype != cloud.positions.dtype)
-    cloud.positions = convert_dtype(cloud.positions, *options.positions_dtype);
+    cloud.positions = convert_dtype(cloud.positions, *options.positions_dtype, path + ": positions");
 }
 
 // ---------------------------------------------------------------- PLY
@@ -644,25 +652,100 @@ std::vector<std::string> axis_names(std::size_t ndim) {
   return out;
 }
 
-OwnedArray convert_dtype(const OwnedArray& a, DType to) {
-  if (to != DType::F32 && to != DType::F64)
-    invalid(std::string("cannot convert positions to ") + dtype_name(to) + "; expected float32 or float64");
+namespace {
+
+// One element as the widest type of its kind.
+struct Scalar {
+  enum Kind { Signed, Unsigned, Float } kind;
+  std::int64_t s = 0;
+  std::uint64_t u = 0;
+  double d = 0;
+};
+
+Scalar load_scalar(const std::uint8_t* p, DType t) {
+  switch (t) {
+    case DType::F32: return {Scalar::Float, 0, 0, load<float>(p)};
+    case DType::F64: return {Scalar::Float, 0, 0, load<double>(p)};
+    case DType::I8: return {Scalar::Signed, load<std::int8_t>(p)};
+    case DType::I16: return {Scalar::Signed, load<std::int16_t>(p)};
+    case DType::I32: return {Scalar::Signed, load<std::int32_t>(p)};
+    case DType::I64: return {Scalar::Signed, load<std::int64_t>(p)};
+    case DType::U8: return {Scalar::Unsigned, 0, load<std::uint8_t>(p)};
+    case DType::U16: return {Scalar::Unsigned, 0, load<std::uint16_t>(p)};
+    case DType::U32: return {Scalar::Unsigned, 0, load<std::uint32_t>(p)};
+    case DType::U64: return {Scalar::Unsigned, 0, load<std::uint64_t>(p)};
+  }
+  return {Scalar::Float};
+}
+
+std::string scalar_text(const Scalar& v) {
+  if (v.kind == Scalar::Signed) return std::to_string(v.s);
+  if (v.kind == Scalar::Unsigned) return std::to_string(v.u);
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v.d);
+  return std::string(buf, r.ptr);
+}
+
+// Stores v as T; false if T cannot hold it exactly (integers only; floats round).
+template <class T>
+bool store_as(const Scalar& v, std::uint8_t* out) {
+  T x{};
+  if constexpr (std::is_floating_point_v<T>) {
+    x = v.kind == Scalar::Float ? static_cast<T>(v.d)
+        : v.kind == Scalar::Signed ? static_cast<T>(v.s) : static_cast<T>(v.u);
+  } else {
+    using L = std::numeric_limits<T>;
+    if (v.kind == Scalar::Signed) {
+      if (std::is_unsigned_v<T> ? v.s < 0 || static_cast<std::uint64_t>(v.s) > static_cast<std::uint64_t>(L::max())
+                                : v.s < static_cast<std::int64_t>(L::min()) || v.s > static_cast<std::int64_t>(L::max()))
+        return false;
+      x = static_cast<T>(v.s);
+    } else if (v.kind == Scalar::Unsigned) {
+      if (v.u > static_cast<std::uint64_t>(L::max())) return false;
+      x = static_cast<T>(v.u);
+    } else {
+      // Whole numbers in range only; 2^63 and 2^64 are the first doubles past int64/uint64.
+      if (!std::isfinite(v.d) || v.d != std::floor(v.d)) return false;
+      if (v.d < static_cast<double>(L::min()) || v.d >= std::ldexp(1.0, L::digits)) return false;
+      x = static_cast<T>(v.d);
+    }
+  }
+  std::memcpy(out, &x, sizeof(T));
+  return true;
+}
+
+bool store_scalar(const Scalar& v, DType t, std::uint8_t* out) {
+  switch (t) {
+    case DType::F32: return store_as<float>(v, out);
+    case DType::F64: return store_as<double>(v, out);
+    case DType::I8: return store_as<std::int8_t>(v, out);
+    case DType::I16: return store_as<std::int16_t>(v, out);
+    case DType::I32: return store_as<std::int32_t>(v, out);
+    case DType::I64: return store_as<std::int64_t>(v, out);
+    case DType::U8: return store_as<std::uint8_t>(v, out);
+    case DType::U16: return store_as<std::uint16_t>(v, out);
+    case DType::U32: return store_as<std::uint32_t>(v, out);
+    case DType::U64: return store_as<std::uint64_t>(v, out);
+  }
+  return false;
+}
+
+}  // namespace
+
+OwnedArray convert_dtype(const OwnedArray& a, DType to, const std::string& what) {
   if (a.dtype == to) return a;
   OwnedArray out;
   out.dtype = to;
   out.rows = a.rows;
   out.cols = a.cols;
   out.one_d = a.one_d;
-  std::size_t n = a.rows * a.cols, in_size = dtype_size(a.dtype);
-  out.data.resize(n * dtype_size(to));
+  const std::size_t n = a.rows * a.cols, in_size = dtype_size(a.dtype), out_size = dtype_size(to);
+  out.data.resize(n * out_size);
   for (std::size_t i = 0; i < n; ++i) {
-    double v = value_as_double(a.data.data() + i * in_size, a.dtype);
-    if (to == DType::F32) {
-      float f = static_cast<float>(v);
-      std::memcpy(out.data.data() + i * 4, &f, 4);
-    } else {
-      std::memcpy(out.data.data() + i * 8, &v, 8);
-    }
+    Scalar v = load_scalar(a.data.data() + i * in_size, a.dtype);
+    if (!store_scalar(v, to, out.data.data() + i * out_size))
+      invalid(what + ": value " + scalar_text(v) + " in row " + std::to_string(i / a.cols) + " does not fit " +
+              dtype_name(to));
   }
   return out;
 }
@@ -886,7 +969,7 @@ PointCloud read_csv(const std::string& path, const TableOptions& options) {
     arr.data = std::move(a.data);
     cloud.attributes.emplace_back(names[a.field], std::move(arr));
   }
-  convert_positions_in_place(cloud, options);
+  convert_positions_in_place(cloud, options, path);
   return cloud;
 }
 
@@ -969,11 +1052,8 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
   for (std::size_t i : sel.positions)
     if (vertex.props[i].type != pos_type) pos_type = DType::F64;
   if (!is_float(pos_type)) pos_type = DType::F64;
-  if (options.positions_dtype) {
-    if (!is_float(*options.positions_dtype))
-      invalid(std::string("cannot convert positions to ") + dtype_name(*options.positions_dtype) + "; expected float32 or float64");
-    pos_type = *options.positions_dtype;
-  }
+  check_positions_dtype(options);
+  if (options.positions_dtype) pos_type = *options.positions_dtype;
 
   // Role of each vertex property: -1 skip, d < ndim position axis, ndim + k attribute k.
   std::vector<long> role(vertex.props.size(), -1);
@@ -1050,7 +1130,7 @@ PointCloud read_point_file(const std::string& path, const TableOptions& options)
     invalid(path + ": position/attribute column selection applies to CSV and PLY input, not .npy");
   PointCloud cloud;
   cloud.positions = read_npy(path);
-  convert_positions_in_place(cloud, options);
+  convert_positions_in_place(cloud, options, path);
   return cloud;
 }
 

@@ -4,6 +4,12 @@
 
 namespace zvf {
 
+void Store::set_parts(const std::string& key, std::span<const ByteSpan> parts) {
+  Bytes all;
+  for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  set(key, ByteSpan(all));
+}
+
 std::vector<std::string> Store::list_dir(const std::string& prefix) const {
   std::set<std::string> names;
   const std::string base = prefix.empty() || prefix.back() == '/' ? prefix : prefix + "/";

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -154,6 +155,24 @@ std::optional<Bytes> PosixStore::get(const std::string& key) const {
 }
 
 void PosixStore::set(const std::string& key, ByteSpan value) {
+  set_parts(key, std::span<const ByteSpan>(&value, 1));
+}
+
+std::vector<std::string> PosixStore::list_dir(const std::string& prefix) const {
+  // One directory read instead of the recursive walk of the default.
+  std::vector<std::string> names;
+  std::error_code ec;
+  const fs::path dir = prefix.empty() ? fs::path(root_) : fs::path(root_) / prefix;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.size() >= std::strlen(kTmpSuffix) && name.ends_with(kTmpSuffix)) continue;
+    names.push_back(std::move(name));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void PosixStore::set_parts(const std::string& key, std::span<const ByteSpan> parts) {
   check_key(key);
   const std::string path = root_ + "/" + key;
   std::string tmp;
@@ -176,7 +195,9 @@ void PosixStore::set(const std::string& key, ByteSpan value) {
   }
   if (fd < 0) io_fail("cannot create a unique temp file for", key, path, EEXIST);
 
-  int err = write_all(fd, value);
+  int err = 0;
+  for (const auto& part : parts)
+    if (err == 0) err = write_all(fd, part);
   if (::close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
   if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
   if (err != 0) {
