@@ -134,7 +134,8 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   parallel_for(
       groups.chunks.size(), threads,
       [&](std::size_t k) {
-        ChunkView data = groups.chunk_view(k, cl);
+        thread_local ChunkScratch scratch;
+          ChunkView data = groups.chunk_view(k, cl, scratch);
         if (in_place[k]) {
           write_cells(store, cl, groups.chunks[k], rec.origin, data);
         } else {

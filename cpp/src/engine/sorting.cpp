@@ -28,30 +28,36 @@ struct KeySpace {
   double inv_bin[kMaxDims], inv_bpc[kMaxDims];  // multiplications instead of divisions
   ChunkCoord cmin;
   std::vector<std::uint64_t> chunk_stride;  // C order over the chunk bounding box
-  std::int64_t bin_stride[kMaxDims];
-  std::uint64_t nbins = 1, buckets = 0;
+  std::uint64_t buckets = 0;
 };
 
-// Combined key = chunk index in the bounding box * nbins + fragment index.
+// Same results as bin_coord (the fix-ups make it exact), without the division
+// and libm floor that dominated the profile.
+inline std::int64_t fast_bin(double p, double bin, double inv_bin) {
+  double bf = fast_floor(p * inv_bin);
+  if (bf * bin > p) bf -= 1;
+  else if ((bf + 1) * bin <= p) bf += 1;
+  return static_cast<std::int64_t>(bf);
+}
+
+// floor(b / bpc) for the small positive bpc, without an integer division.
+inline std::int64_t fast_chunk(std::int64_t b, std::int64_t bpc, double inv_bpc) {
+  std::int64_t c = static_cast<std::int64_t>(fast_floor(static_cast<double>(b) * inv_bpc));
+  if (c * bpc > b) --c;
+  else if ((c + 1) * bpc <= b) ++c;
+  return c;
+}
+
+// Key = C-order index of the point's chunk inside the chunk bounding box.
 template <class T>
 inline std::uint64_t key_of(const void* data, std::size_t nd, std::size_t row, const Grid& g, const KeySpace& ks) {
   std::uint64_t chunk = 0;
-  std::int64_t frag = 0;
   for (std::size_t d = 0; d < nd; ++d) {
-    // Same results as bin_coord / floor_div (the fix-ups make them exact), but
-    // without the divisions that dominated the profile.
-    const double p = coord<T>(data, nd, row, d), bin = g.bin_shape[d];
-    double bf = fast_floor(p * ks.inv_bin[d]);
-    if (bf * bin > p) bf -= 1;
-    else if ((bf + 1) * bin <= p) bf += 1;
-    const std::int64_t b = static_cast<std::int64_t>(bf), bpc = g.bins_per_chunk[d];
-    std::int64_t c = static_cast<std::int64_t>(fast_floor(bf * ks.inv_bpc[d]));
-    if (c * bpc > b) --c;
-    else if ((c + 1) * bpc <= b) ++c;
+    const std::int64_t b = fast_bin(coord<T>(data, nd, row, d), g.bin_shape[d], ks.inv_bin[d]);
+    const std::int64_t c = fast_chunk(b, g.bins_per_chunk[d], ks.inv_bpc[d]);
     chunk += static_cast<std::uint64_t>(c - ks.cmin[d]) * ks.chunk_stride[d];
-    frag += (b - c * g.bins_per_chunk[d]) * ks.bin_stride[d];
   }
-  return chunk * ks.nbins + static_cast<std::uint64_t>(frag);
+  return chunk;
 }
 
 template <class T>
@@ -67,21 +73,16 @@ SortedPoints sort_dense(const CheckedInput& in, const CellLayout& layout, const 
     cnt.assign(B, 0);
     for (std::size_t i = lo; i < hi; ++i) ++cnt[key_of<T>(pos.data, nd, i, g, ks)];
   });
-  // Cursors: bucket-major, block-minor, so the scatter keeps input order.
+  // Cursors: chunk-major, block-minor, so the scatter keeps input order.
   SortedPoints out;
+  out.grid = &in.grid;
   std::uint64_t run = 0;
-  const std::uint64_t nchunk_box = B / ks.nbins;
-  for (std::uint64_t c = 0; c < nchunk_box; ++c) {
+  for (std::uint64_t c = 0; c < B; ++c) {
     const std::uint64_t chunk_start = run;
-    std::vector<std::int64_t> frags(ks.nbins, 0);
-    for (std::uint64_t f = 0; f < ks.nbins; ++f) {
-      const std::uint64_t bucket = c * ks.nbins + f;
-      for (int b = 0; b < t; ++b) {
-        const std::uint64_t k = counts[b][bucket];
-        counts[b][bucket] = run;  // reuse as the scatter cursor
-        run += k;
-        frags[f] += static_cast<std::int64_t>(k);
-      }
+    for (int b = 0; b < t; ++b) {
+      const std::uint64_t k = counts[b][c];
+      counts[b][c] = run;  // reuse as the scatter cursor
+      run += k;
     }
     if (run == chunk_start) continue;
     ChunkCoord cc(nd);
@@ -92,7 +93,6 @@ SortedPoints sort_dense(const CheckedInput& in, const CellLayout& layout, const 
     }
     out.chunks.push_back(std::move(cc));
     out.offsets.push_back(chunk_start);
-    out.frag_counts.push_back(std::move(frags));
   }
   out.offsets.push_back(run);
   const std::size_t prow = layout.vertex_row_bytes();
@@ -121,16 +121,14 @@ SortedPoints sort_sparse(const CheckedInput& in, const CellLayout& layout, int t
   const ArrayView& pos = *in.positions;
   ChunkedPoints groups = group_by_chunk(pos, in.grid, in.pos_min, in.pos_max, threads);
   SortedPoints out;
+  out.grid = &in.grid;
   out.chunks = groups.chunks;
   out.offsets = groups.offsets;
-  out.frag_counts.resize(groups.chunks.size());
   const std::size_t n = pos.rows, prow = layout.vertex_row_bytes();
   out.positions = RawBuffer(n * prow);
   for (std::size_t k = 0; k < layout.attrs.size(); ++k) out.attrs.emplace_back(n * layout.attr_row_bytes(k));
   parallel_for(groups.chunks.size(), threads, [&](std::size_t c) {
-    std::vector<std::uint64_t> scratch;
     auto rows = groups.slice(c);
-    out.frag_counts[c] = sort_by_fragment(pos, in.grid, groups.chunks[c], rows, scratch);
     std::uint64_t dst = groups.offsets[c];
     for (auto r : rows) {
       copy_row(out.positions.data.get() + dst * prow, static_cast<const std::uint8_t*>(pos.data) + r * prow, prow);
@@ -147,21 +145,72 @@ SortedPoints sort_sparse(const CheckedInput& in, const CellLayout& layout, int t
 
 }  // namespace
 
-ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout) const {
+ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, ChunkScratch& sc) const {
   const std::uint64_t first = offsets[k], n = offsets[k + 1] - first;
+  const std::size_t nd = layout.ndim, prow = layout.vertex_row_bytes();
+  const Grid& g = *grid;
+  const std::int64_t nbins = g.bins_per_chunk_total();
+  const std::uint8_t* pos = positions.data.get() + first * prow;
   ChunkView v;
   v.count = n;
-  v.frag_counts = &frag_counts[k];
-  v.vertices = ByteSpan(positions.data.get() + first * layout.vertex_row_bytes(), n * layout.vertex_row_bytes());
-  for (std::size_t a = 0; a < attrs.size(); ++a)
-    v.attrs.emplace_back(attrs[a].data.get() + first * layout.attr_row_bytes(a), n * layout.attr_row_bytes(a));
+  sc.frag_counts.assign(static_cast<std::size_t>(nbins), 0);
+  v.frag_counts = &sc.frag_counts;
+  if (nbins == 1) {  // one bin per chunk: already in storage order
+    sc.frag_counts[0] = static_cast<std::int64_t>(n);
+    v.vertices = ByteSpan(pos, n * prow);
+    for (std::size_t a = 0; a < attrs.size(); ++a)
+      v.attrs.emplace_back(attrs[a].data.get() + first * layout.attr_row_bytes(a), n * layout.attr_row_bytes(a));
+    return v;
+  }
+  // Fragment of every row, then a stable counting sort into the scratch buffers.
+  std::int64_t base[kMaxDims], stride[kMaxDims];
+  double inv[kMaxDims];
+  stride[nd - 1] = 1;
+  for (std::size_t d = nd - 1; d > 0; --d) stride[d - 1] = stride[d] * g.bins_per_chunk[d];
+  for (std::size_t d = 0; d < nd; ++d) {
+    base[d] = chunks[k][d] * g.bins_per_chunk[d];
+    inv[d] = 1.0 / g.bin_shape[d];
+  }
+  sc.bins.resize(n);
+  for (std::uint64_t r = 0; r < n; ++r) {
+    std::int64_t f = 0;
+    for (std::size_t d = 0; d < nd; ++d) {
+      const double p = layout.dtype == DType::F32 ? coord<float>(pos, nd, r, d) : coord<double>(pos, nd, r, d);
+      f += (fast_bin(p, g.bin_shape[d], inv[d]) - base[d]) * stride[d];
+    }
+    sc.bins[r] = static_cast<std::uint32_t>(f);
+    ++sc.frag_counts[f];
+  }
+  sc.cursor.resize(static_cast<std::size_t>(nbins));
+  std::uint64_t run = 0;
+  for (std::int64_t f = 0; f < nbins; ++f) {
+    sc.cursor[f] = run;
+    run += static_cast<std::uint64_t>(sc.frag_counts[f]);
+  }
+  auto sort_rows = [&](const std::uint8_t* src, std::size_t row_bytes, std::vector<std::uint8_t>& dst) {
+    if (dst.size() < n * row_bytes) dst.resize(n * row_bytes);
+    std::vector<std::uint64_t> cur = sc.cursor;
+    for (std::uint64_t r = 0; r < n; ++r) copy_row(dst.data() + cur[sc.bins[r]]++ * row_bytes, src + r * row_bytes, row_bytes);
+    return ByteSpan(dst.data(), n * row_bytes);
+  };
+  v.vertices = sort_rows(pos, prow, sc.positions);
+  sc.attrs.resize(attrs.size());
+  for (std::size_t a = 0; a < attrs.size(); ++a) {
+    const std::size_t ab = layout.attr_row_bytes(a);
+    v.attrs.push_back(sort_rows(attrs[a].data.get() + first * ab, ab, sc.attrs[a]));
+  }
   return v;
 }
 
 SortedPoints sort_points(const CheckedInput& in, const CellLayout& layout, int threads) {
   const ArrayView& pos = *in.positions;
   const std::size_t nd = pos.cols;
-  if (pos.rows == 0) return SortedPoints{{}, {0}, {}, RawBuffer(), {}};
+  if (pos.rows == 0) {
+    SortedPoints empty;
+    empty.offsets = {0};
+    empty.grid = &in.grid;
+    return empty;
+  }
   const Grid& g = in.grid;
   KeySpace ks;
   ks.cmin = chunk_of_point(in.pos_min.data(), g);
@@ -171,18 +220,15 @@ SortedPoints sort_points(const CheckedInput& in, const CellLayout& layout, int t
   for (std::size_t d = 0; d < nd; ++d) box *= static_cast<long double>(cmax[d] - ks.cmin[d] + 1);
   for (std::size_t d = nd - 1; d > 0; --d)
     ks.chunk_stride[d - 1] = ks.chunk_stride[d] * static_cast<std::uint64_t>(cmax[d] - ks.cmin[d] + 1);
-  ks.bin_stride[nd - 1] = 1;
-  for (std::size_t d = nd - 1; d > 0; --d) ks.bin_stride[d - 1] = ks.bin_stride[d] * g.bins_per_chunk[d];
-  ks.nbins = static_cast<std::uint64_t>(g.bins_per_chunk_total());
   for (std::size_t d = 0; d < nd; ++d) {
     ks.inv_bin[d] = 1.0 / g.bin_shape[d];
     ks.inv_bpc[d] = 1.0 / static_cast<double>(g.bins_per_chunk[d]);
   }
-  const long double buckets = box * static_cast<long double>(ks.nbins);
-  // Each counting thread holds one word per bucket; keep that well below the input size.
+  // Each counting thread holds one word per chunk of the bounding box; keep that
+  // well below the input size, else compact the occupied chunks through a hash map.
   const long double limit = std::max<long double>(1 << 20, static_cast<long double>(pos.rows) / 8);
-  if (buckets > limit) return sort_sparse(in, layout, threads);
-  ks.buckets = static_cast<std::uint64_t>(buckets);
+  if (box > limit) return sort_sparse(in, layout, threads);
+  ks.buckets = static_cast<std::uint64_t>(box);
   return pos.dtype == DType::F32 ? sort_dense<float>(in, layout, ks, threads) : sort_dense<double>(in, layout, ks, threads);
 }
 

@@ -62,7 +62,8 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
     parallel_for(
         groups.chunks.size(), threads,
         [&](std::size_t k) {
-          ChunkView data = groups.chunk_view(k, cl);
+          thread_local ChunkScratch scratch;
+          ChunkView data = groups.chunk_view(k, cl, scratch);
           write_cells(store, cl, groups.chunks[k], m.origin, data);
         },
         progress);

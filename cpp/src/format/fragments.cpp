@@ -57,11 +57,12 @@ std::vector<Fragment> decode_fragments(ByteSpan in, const std::string& what) {
   const std::size_t f = get<std::uint32_t>(in, 8);
   const std::size_t r = get<std::uint32_t>(in, 12);
   if (r > f) corrupt("more range fragments than fragments");
-  std::vector<Fragment> frags(f);
-  if (f == 0) return frags;
+  if (f == 0) return {};
+  // Sizes come from untrusted bytes: check them against the payload before allocating.
   const std::size_t bm = bitmap_bytes(f);
   std::size_t at = kHeader + bm;
   if (in.size() < at + r * 16 + 4) corrupt("truncated range table");
+  std::vector<Fragment> frags(f);
   std::size_t seen_ranges = 0;
   for (std::size_t i = 0; i < f; ++i) {
     frags[i].is_range = (in[kHeader + i / 8] >> (i % 8)) & 1u;
@@ -80,11 +81,12 @@ std::vector<Fragment> decode_fragments(ByteSpan in, const std::string& what) {
   std::vector<std::uint32_t> off(e + 1);
   std::memcpy(off.data(), in.data() + at, (e + 1) * 4);
   at += (e + 1) * 4;
+  for (std::size_t k = 0; k < e; ++k)
+    if (off[k + 1] < off[k]) corrupt("CSR offsets decrease");
   if (in.size() < at + std::size_t(off[e]) * 8) corrupt("truncated CSR indices");
   std::size_t k = 0;
   for (std::size_t i = 0; i < f; ++i) {
     if (frags[i].is_range) continue;
-    if (off[k + 1] < off[k]) corrupt("CSR offsets decrease");
     frags[i].indices.resize(off[k + 1] - off[k]);
     std::memcpy(frags[i].indices.data(), in.data() + at + std::size_t(off[k]) * 8,
                 frags[i].indices.size() * 8);

@@ -21,6 +21,22 @@ ojson doubles(const std::vector<double>& v) {
   return a;
 }
 
+// The codecs list with keys in the order zarr-python writes them ("name" first).
+ojson codecs_json(const CodecSpec& codec) {
+  static const std::vector<std::string> order = {"level", "checksum", "typesize", "cname", "clevel", "shuffle", "blocksize"};
+  ojson out = ojson::array();
+  for (const auto& c : codec.to_json()) {
+    ojson conf = ojson::object();
+    const auto& cj = c.at("configuration");
+    for (const auto& k : order)
+      if (cj.contains(k)) conf[k] = ojson::parse(cj[k].dump());
+    for (auto it = cj.begin(); it != cj.end(); ++it)
+      if (!conf.contains(it.key())) conf[it.key()] = ojson::parse(it.value().dump());
+    out.push_back({{"name", c.at("name")}, {"configuration", conf}});
+  }
+  return out;
+}
+
 ojson array_doc(const StoreMeta& m, ojson zv_attrs) {
   ojson shape = ojson::array(), ones = ojson::array();
   for (auto s : m.shape) {
@@ -38,7 +54,7 @@ ojson array_doc(const StoreMeta& m, ojson zv_attrs) {
   doc["chunk_grid"] = {{"name", "regular"}, {"configuration", {{"chunk_shape", ones}}}};
   doc["chunk_key_encoding"] = {{"name", "default"}, {"configuration", {{"separator", "/"}}}};
   doc["fill_value"] = "";
-  doc["codecs"] = ojson::parse(m.codec.to_json().dump());
+  doc["codecs"] = codecs_json(m.codec);
   doc["attributes"] = attrs;
   doc["zarr_format"] = 3;
   doc["node_type"] = "array";
@@ -162,6 +178,7 @@ void check_attribute_name(const std::string& name) {
 
 std::string store_name(const Store& store) {
   std::string d = store.describe();
+  if (auto scheme = d.find("://"); scheme != std::string::npos) d = d.substr(scheme + 3);
   while (!d.empty() && d.back() == '/') d.pop_back();
   std::string stem = std::filesystem::path(d).stem().string();
   return stem.empty() ? "store" : stem;
