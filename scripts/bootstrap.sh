@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything zvf needs on a fresh Debian 12 machine, then builds it:
-#   - system packages (apt-get), only those missing;
-#   - a virtual environment in .venv with the build and test dependencies;
+#   - system packages (apt-get), only those missing, from scripts/deps/*.apt;
+#   - a virtual environment in .venv with scripts/deps/*.pip;
 #   - the C++ library, CLI and tests in build/cpp (CMake + Ninja);
 #   - the Python package (pip install . -> zarr_vectors and the zvf CLI in .venv).
 # Idempotent: a second run only rebuilds what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(
-  build-essential cmake ninja-build pkg-config git rsync
-  nlohmann-json3-dev libzstd-dev libblosc-dev libcurl4-openssl-dev libcli11-dev
-  libgtest-dev libbenchmark-dev python3-venv python3-dev
-)
+# Dependencies are listed per area in scripts/deps/*.apt and *.pip (one per line).
+mapfile -t APT_PACKAGES < <(cat scripts/deps/*.apt | sed -e 's/#.*//' -e '/^\s*$/d')
+mapfile -t PIP_PACKAGES < <(cat scripts/deps/*.pip | sed -e 's/#.*//' -e '/^\s*$/d')
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -30,7 +28,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" "numpy>=1.24" "zarr>=3.1,<3.2" "pytest>=8"
+.venv/bin/python -m pip install -q "${PIP_PACKAGES[@]}"
 
 echo "bootstrap: building C++ (build/cpp)"
 cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

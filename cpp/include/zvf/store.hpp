@@ -42,6 +42,9 @@ class Store {
   virtual void rename(const std::string& from, const std::string& to);
   // Human-readable location, used in error messages ("/scratch/scan.zarrvectors").
   virtual std::string describe() const = 0;
+  // How many requests the engine should keep in flight for this store; 0 means
+  // "no preference" (one per compute thread). Network stores ask for more.
+  virtual int io_concurrency() const { return 0; }
   // True if the store's root exists at all (a directory, a bucket prefix...).
   virtual bool root_exists() const = 0;
 

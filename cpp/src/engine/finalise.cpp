@@ -233,7 +233,7 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   std::vector<std::string> rebuild_list(rebuild.begin(), rebuild.end());
   std::vector<char> emptied(rebuild_list.size(), 0);
   parallel_for(
-      rebuild_list.size(), threads,
+      rebuild_list.size(), io_threads(threads, store.io_concurrency()),
       [&](std::size_t i) {
         const std::string& key = rebuild_list[i];
         ChunkCoord c = parse_dotted_key(key, nd);

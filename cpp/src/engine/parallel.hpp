@@ -19,6 +19,11 @@ inline int resolve_threads(int requested) {
   return hc ? static_cast<int>(hc) : 1;
 }
 
+// Threads for loops that mostly wait on the store (cell reads and writes).
+inline int io_threads(int compute_threads, int store_concurrency) {
+  return std::max(compute_threads, store_concurrency);
+}
+
 // Runs fn(i) for i in [0, n) on up to `threads` threads (the caller is one of
 // them), handing out items dynamically. The first exception stops the hand-out
 // and is rethrown in the caller after all threads join. `on_item_done` runs on the

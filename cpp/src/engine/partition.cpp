@@ -132,7 +132,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
     (in_place[k] ? rec.in_place : rec.staged).push_back(dotted_key(groups.chunks[k]));
   }
   parallel_for(
-      groups.chunks.size(), threads,
+      groups.chunks.size(), io_threads(threads, store.io_concurrency()),
       [&](std::size_t k) {
         thread_local ChunkScratch scratch;
           ChunkView data = groups.chunk_view(k, cl, scratch);

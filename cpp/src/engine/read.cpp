@@ -286,7 +286,7 @@ PointCloud read_points(const Store& store, const ReadOptions& opt, const Exec& e
   const std::size_t vrow = nd * dtype_size(lv.vertices.dtype);
   std::vector<ChunkResult> parts(chunks.size());
   parallel_for(
-      chunks.size(), threads,
+      chunks.size(), io_threads(threads, store.io_concurrency()),
       [&](std::size_t i) {
         const ChunkCoord& c = chunks[i];
         auto verts = get_cell(store, lv.vertices, c);

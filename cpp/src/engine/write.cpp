@@ -60,7 +60,7 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
   };
   try {
     parallel_for(
-        groups.chunks.size(), threads,
+        groups.chunks.size(), io_threads(threads, store.io_concurrency()),
         [&](std::size_t k) {
           thread_local ChunkScratch scratch;
           ChunkView data = groups.chunk_view(k, cl, scratch);
