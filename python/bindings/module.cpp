@@ -11,6 +11,7 @@
 
 #include "zvf/error.hpp"
 #include "zvf/points.hpp"
+#include "zvf/pyramid.hpp"
 
 namespace py = pybind11;
 using namespace zvf;
@@ -176,7 +177,8 @@ PYBIND11_MODULE(_zvf, m) {
         }
         return py::dict(py::arg("changed") = r.changed, py::arg("merged") = r.merged,
                         py::arg("vertex_count") = r.vertex_count, py::arg("chunk_count") = r.chunk_count,
-                        py::arg("bounds") = box_or_none(r.bounds), py::arg("gaps") = r.gaps);
+                        py::arg("bounds") = box_or_none(r.bounds), py::arg("gaps") = r.gaps,
+                        py::arg("pyramid_dropped") = r.pyramid_dropped);
       },
       py::arg("url"), py::arg("allow_gaps") = false, py::arg("threads") = 0);
 
@@ -200,6 +202,55 @@ PYBIND11_MODULE(_zvf, m) {
       },
       py::arg("url"), py::arg("level") = 0, py::arg("bbox") = py::none(), py::arg("attributes") = py::none(),
       py::arg("threads") = 0);
+
+ m.def(
+      "build_pyramid",
+      [](const std::string& url, const std::vector<std::pair<double, double>>& factors,
+         const std::optional<std::vector<std::vector<std::int64_t>>>& chunk_scale,
+         const std::map<std::string, std::string>& reductions, bool overwrite, int part_index, int part_count,
+         bool finalise_parts, int threads, const std::optional<py::function>& progress) {
+        PyramidOptions opt;
+        for (const auto& [c, sp] : factors) opt.levels.push_back({c, sp, {}});
+        if (chunk_scale) {
+          if (chunk_scale->size() != factors.size())
+            throw Error(Error::Code::InvalidArgument, "chunk_scale_factors has " + std::to_string(chunk_scale->size()) +
+                                                          " entries; expected one per factor (" +
+                                                          std::to_string(factors.size()) + ")");
+          for (std::size_t i = 0; i < factors.size(); ++i) opt.levels[i].chunk_scale = (*chunk_scale)[i];
+        }
+        for (const auto& [name, r] : reductions) opt.reductions[name] = reduction_from_name(r);
+        opt.overwrite = overwrite;
+        opt.part_index = part_index;
+        opt.part_count = part_count;
+        opt.finalise_parts = finalise_parts;
+        Exec exec = exec_of(threads, progress);
+        PyramidReport r;
+        {
+          py::gil_scoped_release nogil;
+          auto store = open_store_url(url);
+          r = build_pyramid(*store, opt, exec);
+        }
+        py::list levels;
+        for (const auto& l : r.levels)
+          levels.append(py::dict(py::arg("level") = l.level, py::arg("vertex_count") = l.vertex_count,
+                                 py::arg("chunk_shape") = py::tuple(py::cast(l.chunk_shape)),
+                                 py::arg("bin_shape") = py::tuple(py::cast(l.bin_shape)),
+                                 py::arg("chunk_count") = l.chunk_count));
+        return py::dict(py::arg("changed") = r.changed, py::arg("complete") = r.complete, py::arg("levels") = levels);
+      },
+      py::arg("url"), py::arg("factors"), py::arg("chunk_scale"), py::arg("reductions"), py::arg("overwrite"),
+      py::arg("part_index"), py::arg("part_count"), py::arg("finalise_parts"), py::arg("threads") = 0,
+      py::arg("progress") = py::none());
+
+  m.def(
+      "select_level",
+      [](const std::string& url, const std::vector<double>& lo, const std::vector<double>& hi, std::uint64_t min_points,
+         int threads) {
+        py::gil_scoped_release nogil;
+        auto store = open_store_url(url);
+        return select_level(*store, Box{lo, hi}, min_points, Exec{threads, {}});
+      },
+      py::arg("url"), py::arg("lo"), py::arg("hi"), py::arg("min_points"), py::arg("threads") = 0);
 
   m.def("list_partitions", [](const std::string& url) {
     std::vector<PartitionState> parts;

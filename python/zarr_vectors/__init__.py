@@ -19,6 +19,7 @@ except ImportError as err:  # pragma: no cover - only without a build
 from . import errors
 from .core.multiscale import finalise, write_multiscale_metadata
 from .core.store import open_store
+from .multiresolution.coarsen import build_pyramid, select_level
 from .types.points import read_points, write_points, write_points_partition
 
 __version__ = "0.1.0"
@@ -40,11 +41,13 @@ def list_partitions(path) -> list[dict]:
 
 
 __all__ = [
+    "build_pyramid",
     "errors",
     "finalise",
     "list_partitions",
     "open_store",
     "read_points",
+    "select_level",
     "store_info",
     "write_multiscale_metadata",
     "write_points",

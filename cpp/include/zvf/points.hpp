@@ -76,6 +76,7 @@ struct FinaliseReport {
   std::uint64_t chunk_count = 0;
   std::optional<Box> bounds;
   std::vector<std::string> gaps;        // human-readable gaps found (allowed or not)
+  bool pyramid_dropped = false;         // coarse levels were stale and removed: rebuild them
 };
 
 // Finalises pending partitions: checks manifests agree and do not overlap,

@@ -74,23 +74,23 @@ void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, co
                  const ChunkView& data) {
   const std::string cell = "/" + cell_key(c, origin);
   for (std::size_t k = 0; k < layout.attrs.size(); ++k)
-    put_cell(store, meta::attribute_path(layout.attrs[k].name) + cell, data.attrs[k], layout.codec);
+    put_cell(store, meta::attribute_path(layout.attrs[k].name, layout.level) + cell, data.attrs[k], layout.codec);
   Bytes frag = encode_range_fragments(*data.frag_counts);
-  put_cell(store, meta::fragments_path() + cell, ByteSpan(frag), layout.codec);
-  put_cell(store, meta::vertices_path() + cell, data.vertices, layout.codec);
+  put_cell(store, meta::fragments_path(layout.level) + cell, ByteSpan(frag), layout.codec);
+  put_cell(store, meta::vertices_path(layout.level) + cell, data.vertices, layout.codec);
 }
 
 void erase_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin) {
   const std::string cell = "/" + cell_key(c, origin);
-  store.erase(meta::vertices_path() + cell);
-  store.erase(meta::fragments_path() + cell);
-  for (const auto& a : layout.attrs) store.erase(meta::attribute_path(a.name) + cell);
+  store.erase(meta::vertices_path(layout.level) + cell);
+  store.erase(meta::fragments_path(layout.level) + cell);
+  for (const auto& a : layout.attrs) store.erase(meta::attribute_path(a.name, layout.level) + cell);
 }
 
 std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout, const ChunkCoord& c,
                                     const ChunkCoord& origin) {
   const std::string cell = "/" + cell_key(c, origin);
-  auto vkey = meta::vertices_path() + cell;
+  auto vkey = meta::vertices_path(layout.level) + cell;
   auto raw = store.get(vkey);
   if (!raw) return std::nullopt;
   ChunkData d;
@@ -99,7 +99,7 @@ std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout
     fail(Error::Code::Corrupt, store.describe() + "/" + vkey + ": " + std::to_string(d.vertices.size()) +
                                    " bytes is not a whole number of rows");
   d.count = d.vertices.size() / layout.vertex_row_bytes();
-  auto fkey = meta::fragments_path() + cell;
+  auto fkey = meta::fragments_path(layout.level) + cell;
   auto fraw = store.get(fkey);
   if (!fraw) fail(Error::Code::Corrupt, store.describe() + "/" + fkey + " is missing");
   auto frags = decode_fragments(ByteSpan(decode_cell(ByteSpan(*fraw), layout.codec, fkey)), fkey);
@@ -113,7 +113,7 @@ std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout
   if (static_cast<std::uint64_t>(next) != d.count || d.frag_counts.size() != static_cast<std::size_t>(layout.nbins))
     fail(Error::Code::Corrupt, fkey + ": fragments do not cover the cell's " + std::to_string(d.count) + " rows");
   for (std::size_t k = 0; k < layout.attrs.size(); ++k) {
-    auto akey = meta::attribute_path(layout.attrs[k].name) + cell;
+    auto akey = meta::attribute_path(layout.attrs[k].name, layout.level) + cell;
     auto araw = store.get(akey);
     if (!araw) fail(Error::Code::Corrupt, store.describe() + "/" + akey + " is missing");
     d.attrs.push_back(to_payload(decode_cell(ByteSpan(*araw), layout.codec, akey)));

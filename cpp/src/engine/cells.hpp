@@ -29,6 +29,7 @@ struct CellLayout {
   std::vector<meta::AttrSpec> attrs;
   CodecSpec codec;
   std::int64_t nbins = 1;
+  int level = 0;  // which level's arrays the cells belong to
   std::size_t vertex_row_bytes() const { return ndim * dtype_size(dtype); }
   std::size_t attr_row_bytes(std::size_t k) const { return attrs[k].cols * dtype_size(attrs[k].dtype); }
 };

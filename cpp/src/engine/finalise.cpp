@@ -18,6 +18,7 @@
 #include "engine/binning.hpp"
 #include "engine/cells.hpp"
 #include "engine/input.hpp"
+#include "engine/level.hpp"
 #include "engine/parallel.hpp"
 #include "engine/store_state.hpp"
 #include "zvf/error.hpp"
@@ -269,6 +270,19 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
     if (emptied[i]) new_keys.erase(rebuild_list[i]);
   for (const auto& k : old_keys)
     if (!new_keys.count(k)) erase_cells(store, cl, parse_dotted_key(k, nd), target);
+
+  // Level 0 changed: coarse levels built from it are stale. Withdraw them from the
+  // root first (so no reader sees them), then delete them; build_pyramid again.
+  if (level_count(store) > 1) {
+    if (root_is_zv) {
+      json r = *root;
+      r["attributes"]["multiscales"][0]["datasets"] = json::array({r["attributes"]["multiscales"][0]["datasets"][0]});
+      r["attributes"].erase("zvf_pyramid");
+      store.set("zarr.json", r.dump(1));
+    }
+    drop_level_dirs(store);
+    report.pyramid_dropped = true;
+  }
 
   // 4. Metadata, root last.
   meta::StoreMeta m;

@@ -8,5 +8,7 @@ target_sources(zvf PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/write.cpp
   ${CMAKE_CURRENT_LIST_DIR}/partition.cpp
   ${CMAKE_CURRENT_LIST_DIR}/finalise.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/level.cpp
   ${CMAKE_CURRENT_LIST_DIR}/read.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/pyramid.cpp
 )

@@ -21,6 +21,8 @@ ojson doubles(const std::vector<double>& v) {
   return a;
 }
 
+}  // namespace
+
 // The codecs list with keys in the order zarr-python writes them ("name" first).
 ojson codecs_json(const CodecSpec& codec) {
   static const std::vector<std::string> order = {"level", "checksum", "typesize", "cname", "clevel", "shuffle", "blocksize"};
@@ -62,7 +64,6 @@ ojson array_doc(const StoreMeta& m, ojson zv_attrs) {
   return doc;
 }
 
-}  // namespace
 
 ojson root_doc(const StoreMeta& m, const ojson& extra_attrs) {
   ojson zv = ojson::object();
@@ -151,7 +152,12 @@ void write_all(Store& store, const StoreMeta& m, const ojson& extra_root_attrs) 
     write_json(store, "0/vertex_attributes/zarr.json", group_doc());
   }
   write_json(store, "0/zarr.json", level_doc(m));
-  write_json(store, "zarr.json", root_doc(m, extra_root_attrs));
+  ojson root = root_doc(m, extra_root_attrs);
+  if (auto old = read_json(store, "zarr.json"); old && old->contains("consolidated_metadata")) {
+    root["consolidated_metadata"] = nullptr;  // marks it for a rebuild from the nodes now on disk
+    refresh_consolidated(store, root);
+  }
+  write_json(store, "zarr.json", root);
 }
 
 std::optional<nlohmann::json> read_json(const Store& store, const std::string& key) {
@@ -174,6 +180,28 @@ void check_attribute_name(const std::string& name) {
   if (!ok)
     invalid("attribute name '" + name +
             "' is not safe as a key component: expected letters, digits and '_', then also '.' or '-'");
+}
+
+namespace {
+// Node documents under prefix: a directory with a zarr.json is a node; arrays'
+// chunk directories are not walked.
+void collect_nodes(const Store& store, const std::string& prefix, ojson& out) {
+  for (const auto& name : store.list_dir(prefix)) {
+    if (name == "zarr.json" || name.empty() || name[0] == '.') continue;
+    const std::string path = prefix.empty() ? name : prefix + "/" + name;
+    auto doc = read_json(store, path + "/zarr.json");
+    if (!doc) continue;
+    out[path] = ojson::parse(doc->dump());
+    if (doc->value("node_type", "") == "group") collect_nodes(store, path, out);
+  }
+}
+}  // namespace
+
+void refresh_consolidated(const Store& store, ojson& root) {
+  if (!root.contains("consolidated_metadata")) return;
+  ojson nodes = ojson::object();
+  collect_nodes(store, "", nodes);
+  root["consolidated_metadata"] = {{"kind", "inline"}, {"must_understand", false}, {"metadata", nodes}};
 }
 
 std::string store_name(const Store& store) {

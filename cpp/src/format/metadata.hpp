@@ -42,11 +42,15 @@ struct StoreMeta {
 };
 
 // Key prefixes of the level-0 arrays.
-inline std::string vertices_path() { return "0/vertices"; }
-inline std::string fragments_path() { return "0/vertex_fragments"; }
-inline std::string attribute_path(const std::string& name) { return "0/vertex_attributes/" + name; }
+inline std::string vertices_path(int level = 0) { return std::to_string(level) + "/vertices"; }
+inline std::string fragments_path(int level = 0) { return std::to_string(level) + "/vertex_fragments"; }
+inline std::string attribute_path(const std::string& name, int level = 0) {
+  return std::to_string(level) + "/vertex_attributes/" + name;
+}
 
 ojson root_doc(const StoreMeta& m, const ojson& extra_attrs = ojson::object());
+ojson array_doc(const StoreMeta& m, ojson zv_attrs);
+ojson codecs_json(const CodecSpec& codec);
 ojson level_doc(const StoreMeta& m);
 ojson group_doc();
 ojson vertices_doc(const StoreMeta& m);
@@ -64,6 +68,10 @@ void write_json(Store& store, const std::string& key, const ojson& doc);
 // Attribute names become key components: they must match [A-Za-z0-9_][A-Za-z0-9_.-]*
 // and not be "..". Throws Error(InvalidArgument) naming the name.
 void check_attribute_name(const std::string& name);
+
+// If the root document carries zarr-python's consolidated metadata, rebuilds it
+// from the node documents now in the store (so it never goes stale).
+void refresh_consolidated(const Store& store, ojson& root);
 
 // Store name for the ome node: the last path component without its extension.
 std::string store_name(const Store& store);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "zvf/error.hpp"
+#include "zvf/s3.hpp"
 #include "zvf/store.hpp"
 
 namespace zvf {
@@ -93,8 +94,9 @@ std::shared_ptr<Store> open_store_url(const std::string& url) {
       if (rest.empty()) invalid("store URL '" + url + "' has no path after file://");
       return std::make_shared<PosixStore>(rest);
     }
+    if (scheme == "s3") return std::make_shared<S3Store>(s3_config_from_url(url));
     invalid("store URL scheme '" + scheme + "' is not supported yet (in '" + url +
-            "'); use a filesystem path, file://PATH or memory://NAME");
+            "'); use a filesystem path, file://PATH, s3://BUCKET/PREFIX or memory://NAME");
   }
   return std::make_shared<PosixStore>(url);
 }

@@ -1,0 +1,48 @@
+// Internal view of one level of a finalised store (ours or the reference's):
+// its grid, arrays and presence, shared by reads, store_info and pyramids.
+#pragma once
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/store_state.hpp"
+
+namespace zvf::detail {
+
+struct ArrayMeta {
+  std::string path;
+  DType dtype = DType::F32;
+  std::size_t cols = 1;
+  bool one_d = true;
+  CodecSpec codec;
+  ChunkCoord origin;
+  std::vector<std::int64_t> shape;
+  std::optional<std::vector<std::string>> nonempty;
+  std::size_t row_bytes(std::size_t ndim_if_vertices = 0) const {
+    return (ndim_if_vertices ? ndim_if_vertices : cols) * dtype_size(dtype);
+  }
+};
+
+struct LevelView {
+  int level = 0;
+  std::size_t ndim = 0;
+  Grid grid;
+  std::uint64_t vertex_count = 0;
+  ArrayMeta vertices, fragments;
+  std::vector<std::pair<std::string, ArrayMeta>> attrs;
+};
+
+// The root zarr.json of a finalised store; Error(NotFound) explaining what the
+// path holds instead (nothing, pending partitions, not a ZV store).
+json read_zv_root(const Store& store);
+LevelView open_level(const Store& store, int level);
+std::vector<ChunkCoord> level_chunks(const Store& store, const LevelView& lv);
+// Decoded payload of one cell; nullopt if the cell does not exist.
+std::optional<Bytes> get_cell(const Store& store, const ArrayMeta& a, const ChunkCoord& c);
+// Number of levels whose group exists (0, 1, ... contiguous).
+int level_count(const Store& store);
+// Deletes every level directory above 0 (coarse levels, finished or not).
+void drop_level_dirs(Store& store);
+
+}  // namespace zvf::detail

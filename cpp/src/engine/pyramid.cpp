@@ -1,0 +1,583 @@
+// build_pyramid: coarse levels computed from level 0, coarse chunk by coarse chunk.
+//
+// Visibility: a level becomes visible to readers through its group zarr.json and
+// the root multiscales. A build first withdraws levels it will replace from the
+// root, writes each level's cells, then its array and group metadata, and the root
+// last, so a killed build leaves level 0 (and earlier levels) readable and nothing
+// half-written visible; re-running completes it. The plan is recorded in the root
+// ("zvf_pyramid"), so a re-run with the same settings writes nothing.
+#include "zvf/pyramid.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "engine/level.hpp"
+#include "engine/parallel.hpp"
+#include "engine/store_state.hpp"
+#include "zvf/error.hpp"
+
+namespace zvf {
+using namespace detail;
+
+namespace {
+
+using ojson = meta::ojson;
+const char* const kCountAttr = "count";
+const std::string kPyramidStaging = ".zvf/pyramid/";
+
+struct AttrPlan {
+  std::string name;
+  ArrayMeta meta;
+  Reduction reduction;
+};
+
+struct LevelPlan {
+  int level = 0;
+  PyramidLevelSpec spec;
+  Grid grid;                            // chunk and bin of this level
+  std::vector<std::int64_t> ratio;      // chunk_k / chunk_0 per axis
+  ChunkCoord origin;
+  std::vector<std::int64_t> shape;
+  std::vector<ChunkCoord> chunks;       // coarse chunks holding data, sorted
+  std::vector<std::vector<ChunkCoord>> sources;  // level-0 chunks of each coarse chunk
+};
+
+struct Plan {
+  LevelView base;
+  std::vector<AttrPlan> attrs;
+  std::vector<LevelPlan> levels;
+  json signature;
+};
+
+bool is_whole(double x) { return std::abs(x - std::round(x)) <= 1e-9 * std::max(1.0, std::abs(x)); }
+
+std::string vec_text(const std::vector<double>& v) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + number_text(v[i]);
+  return s + ")";
+}
+
+Plan make_plan(const Store& store, const PyramidOptions& opt) {
+  if (opt.levels.empty()) invalid("factors is empty: give at least one (coarsen, sparsity) pair");
+  if (!store.list_dir(".zvf/partitions").empty())
+    fail(Error::Code::Conflict, store.describe() + " has partitions pending finalisation; finalise the store before "
+                                                   "building its pyramid");
+  Plan plan;
+  plan.base = open_level(store, 0);
+  const LevelView& b = plan.base;
+  const std::size_t nd = b.ndim;
+  for (const auto& [name, a] : b.attrs) {
+    if (name == kCountAttr)
+      fail(Error::Code::Conflict, "level 0 has an attribute named 'count', which coarse levels use for the number of "
+                                  "points per metavertex; rename the attribute to build a pyramid");
+    Reduction r = is_float(a.dtype) ? Reduction::Mean : Reduction::Mode;
+    if (auto it = opt.reductions.find(name); it != opt.reductions.end()) {
+      r = it->second;
+      if (r == Reduction::Mode && is_float(a.dtype))
+        invalid("reduction 'mode' for attribute '" + name + "' (" + dtype_name(a.dtype) +
+                "): mode applies to integer attributes; use mean, min, max or first");
+    }
+    plan.attrs.push_back({name, a, r});
+  }
+  for (const auto& [name, r] : opt.reductions)
+    if (std::none_of(plan.attrs.begin(), plan.attrs.end(), [&](const AttrPlan& a) { return a.name == name; }))
+      invalid("reductions name attribute '" + name + "', which level 0 does not have");
+
+  const std::vector<std::string> nonempty0 = [&] {
+    std::vector<std::string> k;
+    for (const auto& c : level_chunks(store, b)) k.push_back(dotted_key(c));
+    return k;
+  }();
+  std::vector<double> bin = b.grid.bin_shape;
+  const std::vector<double>& chunk0 = b.grid.chunk_shape;
+  json levels_sig = json::array();
+  for (std::size_t i = 0; i < opt.levels.size(); ++i) {
+    const PyramidLevelSpec& spec = opt.levels[i];
+    const int k = static_cast<int>(i) + 1;
+    if (!std::isfinite(spec.coarsen) || spec.coarsen < 1)
+      invalid("factors[" + std::to_string(i) + "]: coarsen factor " + number_text(spec.coarsen) +
+              " is below 1; each level's bins must be at least as large as the previous level's");
+    if (!std::isfinite(spec.sparsity) || spec.sparsity < 1)
+      invalid("factors[" + std::to_string(i) + "]: sparsity factor " + number_text(spec.sparsity) +
+              " is below 1 (it keeps 1/sparsity of the objects)");
+    if (spec.sparsity != 1.0)
+      invalid("factors[" + std::to_string(i) + "]: sparsity factor " + number_text(spec.sparsity) +
+              " needs objects to drop, but this point cloud has no object ids (every point stands alone); "
+              "use 1.0, or coarsen more to thin it out");
+    for (auto& x : bin) x *= spec.coarsen;
+    LevelPlan lp;
+    lp.level = k;
+    lp.spec = spec;
+    std::vector<double> chunk(nd);
+    if (!spec.chunk_scale.empty()) {
+      if (spec.chunk_scale.size() != nd && spec.chunk_scale.size() != 1)
+        invalid("chunk_scale_factors[" + std::to_string(i) + "] has " + std::to_string(spec.chunk_scale.size()) +
+                " values; expected 1 or " + std::to_string(nd));
+      for (std::size_t d = 0; d < nd; ++d) {
+        std::int64_t r = spec.chunk_scale.size() == 1 ? spec.chunk_scale[0] : spec.chunk_scale[d];
+        if (r < 1) invalid("chunk_scale_factors[" + std::to_string(i) + "] must be positive integers");
+        lp.ratio.push_back(r);
+        chunk[d] = chunk0[d] * static_cast<double>(r);
+        if (!is_whole(chunk[d] / bin[d]))
+          invalid("level " + std::to_string(k) + ": bin " + vec_text(bin) + " does not divide the chunk " +
+                  vec_text(chunk) + " given by chunk_scale_factors; choose a scale whose chunk is a multiple of the bin");
+      }
+    } else {
+      // Smallest multiple of the root chunk that the level's bin divides: a bin that
+      // outgrows the chunk gets a larger chunk (the ZV 0.7+ per-level override).
+      for (std::size_t d = 0; d < nd; ++d) {
+        std::int64_t r = 1;
+        while (r <= 4096 && !is_whole(chunk0[d] * static_cast<double>(r) / bin[d])) ++r;
+        if (r > 4096)
+          invalid("level " + std::to_string(k) + ": no chunk up to 4096x the root chunk is a multiple of bin " +
+                  number_text(bin[d]) + " on axis " + std::to_string(d) + "; use factors whose products divide evenly");
+        lp.ratio.push_back(r);
+        chunk[d] = chunk0[d] * static_cast<double>(r);
+      }
+    }
+    lp.grid = Grid::make(chunk, bin, nd);
+    // Coarse chunks = level-0 chunks grouped by floor(c / ratio).
+    std::map<ChunkCoord, std::vector<ChunkCoord>> groups;
+    for (const auto& key : nonempty0) {
+      ChunkCoord c = parse_dotted_key(key, nd), K(nd);
+      for (std::size_t d = 0; d < nd; ++d) K[d] = floor_div(c[d], lp.ratio[d]);
+      groups[K].push_back(c);
+    }
+    for (auto& [K, src] : groups) {
+      lp.chunks.push_back(K);
+      lp.sources.push_back(std::move(src));
+    }
+    for (std::size_t d = 0; d < nd; ++d) {
+      const std::int64_t lo = floor_div(b.vertices.origin[d], lp.ratio[d]);
+      const std::int64_t hi = floor_div(b.vertices.origin[d] + b.vertices.shape[d] - 1, lp.ratio[d]);
+      lp.origin.push_back(lo);
+      lp.shape.push_back(hi - lo + 1);
+    }
+    levels_sig.push_back({{"coarsen", spec.coarsen}, {"sparsity", spec.sparsity}, {"chunk_shape", chunk}, {"bin_shape", bin}});
+    plan.levels.push_back(std::move(lp));
+  }
+  json red = json::object();
+  for (const auto& a : plan.attrs) red[a.name] = reduction_name(a.reduction);
+  plan.signature = {{"levels", levels_sig}, {"reductions", red}, {"source_vertex_count", b.vertex_count}};
+  return plan;
+}
+
+template <class T>
+long double load(const std::uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return static_cast<long double>(v);
+}
+long double load_as(DType t, const std::uint8_t* p) {
+  switch (t) {
+    case DType::F32: return load<float>(p);
+    case DType::F64: return load<double>(p);
+    case DType::I8: return load<std::int8_t>(p);
+    case DType::I16: return load<std::int16_t>(p);
+    case DType::I32: return load<std::int32_t>(p);
+    case DType::I64: return load<std::int64_t>(p);
+    case DType::U8: return load<std::uint8_t>(p);
+    case DType::U16: return load<std::uint16_t>(p);
+    case DType::U32: return load<std::uint32_t>(p);
+    case DType::U64: return load<std::uint64_t>(p);
+  }
+  return 0;
+}
+template <class T>
+void store_v(std::uint8_t* p, long double v) {
+  T x = static_cast<T>(v);
+  std::memcpy(p, &x, sizeof x);
+}
+void store_as(DType t, std::uint8_t* p, long double v) {
+  if (!is_float(t)) v = std::nearbyint(v);  // integer means round to nearest
+  switch (t) {
+    case DType::F32: store_v<float>(p, v); break;
+    case DType::F64: store_v<double>(p, v); break;
+    case DType::I8: store_v<std::int8_t>(p, v); break;
+    case DType::I16: store_v<std::int16_t>(p, v); break;
+    case DType::I32: store_v<std::int32_t>(p, v); break;
+    case DType::I64: store_v<std::int64_t>(p, v); break;
+    case DType::U8: store_v<std::uint8_t>(p, v); break;
+    case DType::U16: store_v<std::uint16_t>(p, v); break;
+    case DType::U32: store_v<std::uint32_t>(p, v); break;
+    case DType::U64: store_v<std::uint64_t>(p, v); break;
+  }
+}
+
+// Builds the cells of one coarse chunk; returns its number of metavertices.
+std::uint64_t build_chunk(Store& store, const Plan& plan, const LevelPlan& lp, std::size_t idx, const CellLayout& cl) {
+  const LevelView& b = plan.base;
+  const std::size_t nd = b.ndim;
+  const Grid& g = lp.grid;
+  const ChunkCoord& K = lp.chunks[idx];
+  const std::int64_t nbins = g.bins_per_chunk_total();
+  std::int64_t stride[kMaxDims];
+  stride[nd - 1] = 1;
+  for (std::size_t d = nd - 1; d > 0; --d) stride[d - 1] = stride[d] * g.bins_per_chunk[d];
+  std::vector<std::uint64_t> count(nbins, 0);
+  std::vector<long double> pos_sum(nbins * nd, 0);
+  struct AttrAcc {
+    std::vector<long double> val;                           // sum / min / max / first per bin x channel
+    std::vector<char> seen;                                 // first / min / max initialised
+    std::vector<std::pair<std::int64_t, long double>> mode; // (bin*cols + channel, value)
+  };
+  std::vector<AttrAcc> acc(plan.attrs.size());
+  for (std::size_t a = 0; a < plan.attrs.size(); ++a) {
+    acc[a].val.assign(nbins * plan.attrs[a].meta.cols, 0);
+    acc[a].seen.assign(nbins * plan.attrs[a].meta.cols, 0);
+  }
+  const std::size_t vrow = nd * dtype_size(b.vertices.dtype);
+  for (const auto& c : lp.sources[idx]) {
+    auto verts = get_cell(store, b.vertices, c);
+    if (!verts)
+      fail(Error::Code::Corrupt, store.describe() + "/" + b.vertices.path + "/" + cell_key(c, b.vertices.origin) +
+                                     " is missing although chunk " + dotted_key(c) + " is listed as non-empty");
+    const std::size_t n = verts->size() / vrow;
+    std::vector<Bytes> attr_cells;
+    for (const auto& a : plan.attrs) {
+      auto cell = get_cell(store, a.meta, c);
+      if (!cell || cell->size() != n * a.meta.row_bytes())
+        fail(Error::Code::Corrupt, store.describe() + "/" + a.meta.path + "/" + cell_key(c, a.meta.origin) +
+                                       " is missing or does not match its vertices cell");
+      attr_cells.push_back(std::move(*cell));
+    }
+    for (std::size_t r = 0; r < n; ++r) {
+      std::int64_t f = 0;
+      long double p[kMaxDims];
+      for (std::size_t d = 0; d < nd; ++d) {
+        p[d] = load_as(b.vertices.dtype, verts->data() + r * vrow + d * dtype_size(b.vertices.dtype));
+        // Clamp: a point one ulp across the coarse chunk's edge stays in the edge bin.
+        std::int64_t local = bin_coord(static_cast<double>(p[d]), g.bin_shape[d]) - K[d] * g.bins_per_chunk[d];
+        local = std::clamp<std::int64_t>(local, 0, g.bins_per_chunk[d] - 1);
+        f += local * stride[d];
+      }
+      const bool first = count[f] == 0;
+      ++count[f];
+      for (std::size_t d = 0; d < nd; ++d) pos_sum[f * nd + d] += p[d];
+      for (std::size_t a = 0; a < plan.attrs.size(); ++a) {
+        const ArrayMeta& m = plan.attrs[a].meta;
+        const std::size_t cols = m.cols, w = dtype_size(m.dtype);
+        for (std::size_t ch = 0; ch < cols; ++ch) {
+          const long double v = load_as(m.dtype, attr_cells[a].data() + (r * cols + ch) * w);
+          const std::size_t slot = f * cols + ch;
+          auto& A = acc[a];
+          switch (plan.attrs[a].reduction) {
+            case Reduction::Mean: A.val[slot] += v; break;
+            case Reduction::Min: A.val[slot] = A.seen[slot] ? std::min(A.val[slot], v) : v; A.seen[slot] = 1; break;
+            case Reduction::Max: A.val[slot] = A.seen[slot] ? std::max(A.val[slot], v) : v; A.seen[slot] = 1; break;
+            case Reduction::First: if (first) A.val[slot] = v; break;
+            case Reduction::Mode: A.mode.emplace_back(static_cast<std::int64_t>(slot), v); break;
+          }
+        }
+      }
+    }
+  }
+  for (std::size_t a = 0; a < plan.attrs.size(); ++a) {
+    if (plan.attrs[a].reduction != Reduction::Mode) continue;
+    auto& pairs = acc[a].mode;
+    std::sort(pairs.begin(), pairs.end());
+    for (std::size_t i = 0; i < pairs.size();) {  // runs of equal (slot, value)
+      std::size_t j = i;
+      std::size_t best_run = 0;
+      long double best = 0;
+      const std::int64_t slot = pairs[i].first;
+      while (j < pairs.size() && pairs[j].first == slot) {
+        std::size_t k = j;
+        while (k < pairs.size() && pairs[k] == pairs[j]) ++k;
+        if (k - j > best_run) {  // strictly greater: ties keep the smaller value
+          best_run = k - j;
+          best = pairs[j].second;
+        }
+        j = k;
+      }
+      acc[a].val[slot] = best;
+      i = j;
+    }
+  }
+  // Emit one metavertex per non-empty bin, in bin order.
+  std::uint64_t m = 0;
+  for (auto c : count) m += c ? 1 : 0;
+  ChunkData out;
+  out.count = m;
+  out.frag_counts.resize(nbins);
+  out.vertices.resize(m * vrow);
+  out.attrs.resize(cl.attrs.size());
+  for (std::size_t a = 0; a < cl.attrs.size(); ++a) out.attrs[a].resize(m * cl.attr_row_bytes(a));
+  std::uint64_t o = 0;
+  for (std::int64_t f = 0; f < nbins; ++f) {
+    out.frag_counts[f] = count[f] ? 1 : 0;
+    if (!count[f]) continue;
+    const long double n = static_cast<long double>(count[f]);
+    for (std::size_t d = 0; d < nd; ++d)
+      store_as(b.vertices.dtype, out.vertices.data() + o * vrow + d * dtype_size(b.vertices.dtype), pos_sum[f * nd + d] / n);
+    for (std::size_t a = 0; a < plan.attrs.size(); ++a) {
+      const ArrayMeta& am = plan.attrs[a].meta;
+      for (std::size_t ch = 0; ch < am.cols; ++ch) {
+        long double v = acc[a].val[f * am.cols + ch];
+        if (plan.attrs[a].reduction == Reduction::Mean) v /= n;
+        store_as(am.dtype, out.attrs[a].data() + (o * am.cols + ch) * dtype_size(am.dtype), v);
+      }
+    }
+    store_as(DType::U64, out.attrs.back().data() + o * 8, n);
+    ++o;
+  }
+  write_cells(store, cl, K, lp.origin, view_of(out));
+  return m;
+}
+
+CellLayout level_layout(const Plan& plan, const LevelPlan& lp) {
+  CellLayout cl;
+  cl.ndim = plan.base.ndim;
+  cl.dtype = plan.base.vertices.dtype;
+  for (const auto& a : plan.attrs) cl.attrs.push_back({a.name, a.meta.dtype, a.meta.cols, a.meta.one_d});
+  cl.attrs.push_back({kCountAttr, DType::U64, 1, true});
+  cl.codec = plan.base.vertices.codec;
+  cl.nbins = lp.grid.bins_per_chunk_total();
+  cl.level = lp.level;
+  return cl;
+}
+
+// Array and group metadata of one level (its cells already written).
+void write_level_metadata(Store& store, const Plan& plan, const LevelPlan& lp, const CellLayout& cl,
+                          const std::vector<std::string>& nonempty, std::uint64_t vertex_count) {
+  meta::StoreMeta m;
+  m.ndim = plan.base.ndim;
+  m.dtype = cl.dtype;
+  m.grid = lp.grid;
+  m.codec = cl.codec;
+  m.attrs = cl.attrs;
+  m.origin = lp.origin;
+  m.shape = lp.shape;
+  m.nonempty = nonempty;
+  const std::string k = std::to_string(lp.level);
+  meta::write_json(store, k + "/vertices/zarr.json", meta::vertices_doc(m));
+  meta::write_json(store, k + "/vertex_fragments/zarr.json", meta::fragments_doc(m));
+  for (const auto& a : cl.attrs)
+    meta::write_json(store, k + "/vertex_attributes/" + a.name + "/zarr.json", meta::attribute_doc(m, a));
+  meta::write_json(store, k + "/vertex_attributes/zarr.json", meta::group_doc());
+  ojson lv = {{"level", lp.level},
+              {"object_sparsity", 1.0 / lp.spec.sparsity},
+              {"vertex_count", vertex_count},
+              {"coarsening_method", "bin_mean"},
+              {"parent_level", lp.level - 1},
+              {"arrays_present", ojson::array({"vertices", "vertex_attributes"})}};
+  if (lp.grid.chunk_shape != plan.base.grid.chunk_shape) lv["chunk_shape"] = lp.grid.chunk_shape;
+  meta::write_json(store, k + "/zarr.json",
+                   {{"attributes", {{"zarr_vectors_level", lv}}}, {"zarr_format", 3}, {"node_type", "group"}});
+}
+
+// Root document with exactly levels 0..levels.size() and the pyramid record.
+void write_root(Store& store, const Plan* plan, const std::vector<const LevelPlan*>& levels) {
+  auto raw = meta::read_json(store, "zarr.json");
+  ojson root = ojson::parse(raw->dump());
+  auto& attrs = root["attributes"];
+  auto& datasets = attrs["multiscales"][0]["datasets"];
+  ojson kept = ojson::array();
+  kept.push_back(datasets[0]);
+  ojson nodes = ojson::array({{{"type", "zv:level"}, {"name", "0"}}});
+  const auto& b0 = plan ? plan->base.grid.bin_shape : std::vector<double>{};
+  for (const auto* lp : levels) {
+    std::vector<double> scale, half;
+    for (std::size_t d = 0; d < lp->grid.ndim(); ++d) {
+      scale.push_back(lp->grid.bin_shape[d] / b0[d]);
+      half.push_back(lp->grid.bin_shape[d] / 2);
+    }
+    kept.push_back({{"path", std::to_string(lp->level)},
+                    {"coordinateTransformations",
+                     ojson::array({{{"type", "scale"}, {"scale", scale}}, {{"type", "translation"}, {"translation", half}}})}});
+    nodes.push_back({{"type", "zv:level"}, {"name", std::to_string(lp->level)}});
+  }
+  datasets = kept;
+  if (attrs.contains("ome")) attrs["ome"]["nodes"] = nodes;
+  if (plan && !levels.empty()) attrs["zvf_pyramid"] = ojson::parse(plan->signature.dump());
+  else attrs.erase("zvf_pyramid");
+  meta::refresh_consolidated(store, root);
+  meta::write_json(store, "zarr.json", root);
+}
+
+// Withdraws every coarse level from the root, then deletes their files.
+void drop_levels(Store& store) {
+  write_root(store, nullptr, {});
+  drop_level_dirs(store);
+}
+
+PyramidReport report_of(const Plan& plan, const std::vector<std::uint64_t>& counts, const std::vector<std::size_t>& chunks) {
+  PyramidReport r;
+  for (std::size_t i = 0; i < plan.levels.size(); ++i)
+    r.levels.push_back({plan.levels[i].level, counts[i], plan.levels[i].grid.chunk_shape, plan.levels[i].grid.bin_shape,
+                        chunks[i]});
+  return r;
+}
+
+std::string part_key(int i, int n) { return kPyramidStaging + "part-" + std::to_string(i) + "-of-" + std::to_string(n) + ".json"; }
+
+}  // namespace
+
+Reduction reduction_from_name(const std::string& name) {
+  if (name == "mean") return Reduction::Mean;
+  if (name == "min") return Reduction::Min;
+  if (name == "max") return Reduction::Max;
+  if (name == "first") return Reduction::First;
+  if (name == "mode") return Reduction::Mode;
+  invalid("unknown reduction '" + name + "': expected mean, min, max, first or mode");
+}
+
+const char* reduction_name(Reduction r) {
+  switch (r) {
+    case Reduction::Mean: return "mean";
+    case Reduction::Min: return "min";
+    case Reduction::Max: return "max";
+    case Reduction::First: return "first";
+    case Reduction::Mode: return "mode";
+  }
+  return "?";
+}
+
+PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec& exec) {
+  const int threads = resolve_threads(exec.threads);
+  Plan plan = make_plan(store, opt);
+  const bool part = opt.part_count > 0;
+  if (part && (opt.part_index < 0 || opt.part_index >= opt.part_count))
+    invalid("part " + std::to_string(opt.part_index) + " of " + std::to_string(opt.part_count) +
+            " is out of range: expected 0 <= part < count");
+
+  // What exists already.
+  json root = read_zv_root(store);
+  const json& attrs = root["attributes"];
+  const bool recorded = attrs.contains("zvf_pyramid");
+  const bool same = recorded && attrs["zvf_pyramid"] == plan.signature;
+  const int existing = level_count(store);
+  if (same && existing == static_cast<int>(plan.levels.size()) + 1) {
+    PyramidReport r;  // already built with these settings
+    for (const auto& lp : plan.levels) {
+      LevelView lv = open_level(store, lp.level);
+      r.levels.push_back({lp.level, lv.vertex_count, lp.grid.chunk_shape, lp.grid.bin_shape, level_chunks(store, lv).size()});
+    }
+    return r;
+  }
+  if (existing > 1 && !same && !opt.overwrite) {
+    std::string had = recorded ? attrs["zvf_pyramid"]["levels"].dump() : std::string("(built by another tool)");
+    fail(Error::Code::Conflict, store.describe() + " already has " + std::to_string(existing - 1) +
+                                    " coarse level(s) built with other settings " + had +
+                                    "; pass overwrite=True (zvf pyramid --overwrite) to replace them");
+  }
+
+  if (opt.finalise_parts) {
+    // Merge the parts' records, then publish metadata.
+    std::vector<std::vector<std::string>> nonempty(plan.levels.size());
+    std::vector<std::uint64_t> counts(plan.levels.size(), 0);
+    int n = -1;
+    for (const auto& name : store.list_dir(".zvf/pyramid")) {
+      auto j = meta::read_json(store, kPyramidStaging + name);
+      if (!j) continue;
+      if ((*j)["plan"] != plan.signature)
+        fail(Error::Code::Conflict, "pyramid part " + name + " was built with other settings than requested");
+      n = (*j)["count"].get<int>();
+    }
+    if (n < 0) fail(Error::Code::NotFound, "no pyramid parts to finalise in " + store.describe());
+    std::string missing;
+    for (int i = 0; i < n; ++i) {
+      auto j = meta::read_json(store, part_key(i, n));
+      if (!j) {
+        missing += (missing.empty() ? "" : ", ") + std::to_string(i);
+        continue;
+      }
+      for (std::size_t l = 0; l < plan.levels.size(); ++l) {
+        const auto& lj = (*j)["levels"][l];
+        for (const auto& k : lj["chunks"]) nonempty[l].push_back(k.get<std::string>());
+        counts[l] += lj["vertex_count"].get<std::uint64_t>();
+      }
+    }
+    if (!missing.empty())
+      fail(Error::Code::Conflict, "pyramid parts " + missing + " of " + std::to_string(n) +
+                                      " have not finished (no record); run them, then finalise again");
+    std::vector<const LevelPlan*> published;
+    std::vector<std::size_t> nchunks;
+    for (std::size_t l = 0; l < plan.levels.size(); ++l) {
+      std::vector<ChunkCoord> cs;
+      for (const auto& k : nonempty[l]) cs.push_back(parse_dotted_key(k, plan.base.ndim));
+      std::sort(cs.begin(), cs.end());
+      std::vector<std::string> keys;
+      for (const auto& c : cs) keys.push_back(dotted_key(c));
+      write_level_metadata(store, plan, plan.levels[l], level_layout(plan, plan.levels[l]), keys, counts[l]);
+      published.push_back(&plan.levels[l]);
+      nchunks.push_back(keys.size());
+    }
+    write_root(store, &plan, published);
+    store.erase_prefix(".zvf/pyramid");
+    PyramidReport r = report_of(plan, counts, nchunks);
+    r.changed = true;
+    return r;
+  }
+
+  if (part && existing > 1 && !same)
+    fail(Error::Code::Conflict, store.describe() + " has a pyramid built with other settings; drop it first "
+                                                   "(a single-process build with overwrite) before building in parts");
+  if (!part) drop_levels(store);  // a single-process build starts clean
+
+  std::vector<std::uint64_t> counts(plan.levels.size(), 0);
+  std::vector<std::size_t> nchunks(plan.levels.size(), 0);
+  json part_levels = json::array();
+  std::uint64_t total_units = 0, done_units = 0;
+  for (const auto& lp : plan.levels) total_units += lp.chunks.size();
+  std::vector<const LevelPlan*> published;
+  for (std::size_t l = 0; l < plan.levels.size(); ++l) {
+    const LevelPlan& lp = plan.levels[l];
+    const CellLayout cl = level_layout(plan, lp);
+    std::size_t lo = 0, hi = lp.chunks.size();
+    if (part) {  // contiguous slab of coarse chunks in coordinate order
+      lo = lp.chunks.size() * opt.part_index / opt.part_count;
+      hi = lp.chunks.size() * (opt.part_index + 1) / opt.part_count;
+    }
+    std::vector<std::uint64_t> made(hi - lo, 0);
+    parallel_for(
+        hi - lo, io_threads(threads, store.io_concurrency()),
+        [&](std::size_t i) { made[i] = build_chunk(store, plan, lp, lo + i, cl); },
+        [&](std::size_t done) {
+          if (exec.progress) exec.progress(done_units + done, total_units);
+        });
+    done_units += lp.chunks.size();
+    std::vector<std::string> keys;
+    for (std::size_t i = lo; i < hi; ++i)
+      if (made[i - lo]) {
+        keys.push_back(dotted_key(lp.chunks[i]));
+        counts[l] += made[i - lo];
+      }
+    nchunks[l] = keys.size();
+    if (part) {
+      part_levels.push_back({{"chunks", keys}, {"vertex_count", counts[l]}});
+    } else {
+      write_level_metadata(store, plan, lp, cl, keys, counts[l]);
+      published.push_back(&lp);
+    }
+  }
+  PyramidReport r = report_of(plan, counts, nchunks);
+  r.changed = true;
+  if (part) {
+    store.set(part_key(opt.part_index, opt.part_count),
+              json({{"plan", plan.signature}, {"index", opt.part_index}, {"count", opt.part_count}, {"levels", part_levels}})
+                  .dump());
+    r.complete = false;
+  } else {
+    write_root(store, &plan, published);
+  }
+  return r;
+}
+
+int select_level(const Store& store, const Box& bbox, std::uint64_t min_points, const Exec& exec) {
+  const int n = level_count(store);
+  if (n == 0) fail(Error::Code::NotFound, "no levels in " + store.describe());
+  for (int k = n - 1; k > 0; --k) {
+    ReadOptions opt;
+    opt.level = k;
+    opt.bbox = bbox;
+    opt.attributes = std::vector<std::string>{};
+    if (read_points(store, opt, exec).positions.rows >= min_points) return k;
+  }
+  return 0;
+}
+
+}  // namespace zvf

@@ -1,0 +1,243 @@
+// S3 settings: the s3:// URL, the environment and the ~/.aws profile files.
+// Nothing here touches the network.
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "store/s3_util.hpp"
+#include "zvf/error.hpp"
+#include "zvf/s3.hpp"
+
+namespace zvf {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::optional<std::string> nonempty(const EnvLookup& env, const std::string& name) {
+  auto v = env(name);
+  if (v && v->empty()) return std::nullopt;
+  return v;
+}
+
+std::optional<std::string> read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string expand_home(const std::string& path, const EnvLookup& env) {
+  if (path.empty() || path[0] != '~') return path;
+  if (path.size() > 1 && path[1] != '/') return path;  // "~user" is not expanded
+  auto home = nonempty(env, "HOME");
+  return home ? *home + path.substr(1) : path;
+}
+
+std::string aws_file(const EnvLookup& env, const char* variable, const char* name) {
+  if (auto v = nonempty(env, variable)) return expand_home(*v, env);
+  auto home = nonempty(env, "HOME");
+  return home ? *home + "/.aws/" + name : std::string();
+}
+
+long env_number(const EnvLookup& env, const std::string& name, long fallback, long lo, long hi) {
+  auto v = nonempty(env, name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(v->c_str(), &end, 10);
+  if (errno != 0 || end == v->c_str() || *end != '\0' || n < lo || n > hi)
+    invalid("environment variable " + name + "='" + *v + "' is not a whole number in [" + std::to_string(lo) + ", " +
+            std::to_string(hi) + "]");
+  return n;
+}
+
+bool env_flag(const EnvLookup& env, const std::string& name) {
+  auto v = nonempty(env, name);
+  if (!v) return false;
+  const std::string s = lower(*v);
+  return !(s == "0" || s == "false" || s == "no" || s == "off");
+}
+
+bool valid_bucket(const std::string& b) {
+  if (b.size() < 1 || b.size() > 255) return false;
+  for (char c : b)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') return false;
+  return true;
+}
+
+std::string normalize_endpoint(std::string e, const std::string& url) {
+  while (!e.empty() && e.back() == '/') e.pop_back();
+  if (e.empty()) invalid("empty S3 endpoint for '" + url + "'");
+  const std::size_t sep = e.find("://");
+  if (sep == std::string::npos) {
+    e = "https://" + e;
+  } else {
+    const std::string scheme = lower(e.substr(0, sep));
+    if (scheme != "http" && scheme != "https")
+      invalid("S3 endpoint '" + e + "' must start with http:// or https:// (in '" + url + "')");
+    e = scheme + e.substr(sep);
+  }
+  return e;
+}
+
+}  // namespace
+
+EnvLookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+S3Config s3_config_from_url(const std::string& url, const EnvLookup& env) {
+  S3Config c;
+  const std::string scheme = "s3://";
+  if (lower(url.substr(0, scheme.size())) != scheme) invalid("not an s3:// URL: '" + url + "'");
+  std::string rest = url.substr(scheme.size());
+
+  // Options after '?'.
+  std::map<std::string, std::string> opts;
+  if (const std::size_t q = rest.find('?'); q != std::string::npos) {
+    std::string query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+    std::size_t pos = 0;
+    while (pos <= query.size()) {
+      std::size_t amp = query.find('&', pos);
+      if (amp == std::string::npos) amp = query.size();
+      const std::string item = query.substr(pos, amp - pos);
+      pos = amp + 1;
+      if (item.empty()) continue;
+      const std::size_t eq = item.find('=');
+      const std::string name = lower(s3::url_decode(item.substr(0, eq)));
+      const std::string value = eq == std::string::npos ? "" : s3::url_decode(item.substr(eq + 1));
+      if (name != "endpoint" && name != "region" && name != "profile" && name != "addressing")
+        invalid("unknown option '" + name + "' in S3 URL '" + url +
+                "'; the options are endpoint, region, profile and addressing");
+      opts[name] = value;
+    }
+  }
+
+  const std::size_t slash = rest.find('/');
+  c.bucket = rest.substr(0, slash);
+  if (c.bucket.empty()) invalid("S3 URL '" + url + "' has no bucket; expected s3://BUCKET/PREFIX");
+  if (!valid_bucket(c.bucket))
+    invalid("S3 URL '" + url + "': '" + c.bucket + "' is not a valid bucket name (letters, digits, '.', '-')");
+  std::string prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  if (!prefix.empty()) {
+    try {
+      check_key(prefix);
+    } catch (const Error& e) {
+      invalid("S3 URL '" + url + "' has an invalid prefix '" + prefix +
+              "': no empty, '.' or '..' components, no backslashes");
+    }
+  }
+  c.prefix = prefix;
+
+  // Profile files.
+  const bool profile_explicit = opts.count("profile") || nonempty(env, "AWS_PROFILE");
+  const std::string profile = opts.count("profile") ? opts["profile"] : nonempty(env, "AWS_PROFILE").value_or("default");
+  const std::string cred_path = aws_file(env, "AWS_SHARED_CREDENTIALS_FILE", "credentials");
+  const std::string conf_path = aws_file(env, "AWS_CONFIG_FILE", "config");
+  s3::Ini creds_ini, conf_ini;
+  if (!cred_path.empty())
+    if (auto t = read_text(cred_path)) creds_ini = s3::parse_ini(*t);
+  if (!conf_path.empty())
+    if (auto t = read_text(conf_path)) conf_ini = s3::parse_ini(*t);
+  const std::map<std::string, std::string>* cred_section = nullptr;
+  const std::map<std::string, std::string>* conf_section = nullptr;
+  if (auto it = creds_ini.find(profile); it != creds_ini.end()) cred_section = &it->second;
+  if (auto it = conf_ini.find("profile " + profile); it != conf_ini.end()) conf_section = &it->second;
+  else if (profile == "default")
+    if (auto d = conf_ini.find("default"); d != conf_ini.end()) conf_section = &d->second;
+  auto profile_value = [&](const std::string& key) -> std::optional<std::string> {
+    for (const auto* sec : {cred_section, conf_section}) {
+      if (!sec) continue;
+      if (auto it = sec->find(key); it != sec->end() && !it->second.empty()) return it->second;
+    }
+    return std::nullopt;
+  };
+  auto config_value = [&](const std::string& key) -> std::optional<std::string> {
+    if (!conf_section) return std::nullopt;
+    if (auto it = conf_section->find(key); it != conf_section->end() && !it->second.empty()) return it->second;
+    return std::nullopt;
+  };
+
+  // Credentials: the environment, unless the URL names a profile; then the profile.
+  auto env_key = nonempty(env, "AWS_ACCESS_KEY_ID"), env_secret = nonempty(env, "AWS_SECRET_ACCESS_KEY");
+  if (env_key && env_secret && !opts.count("profile")) {
+    c.access_key = *env_key;
+    c.secret_key = *env_secret;
+    c.session_token = nonempty(env, "AWS_SESSION_TOKEN").value_or(nonempty(env, "AWS_SECURITY_TOKEN").value_or(""));
+    c.credentials_from = "environment (AWS_ACCESS_KEY_ID)";
+  } else if (auto k = profile_value("aws_access_key_id"), s = profile_value("aws_secret_access_key"); k && s) {
+    c.access_key = *k;
+    c.secret_key = *s;
+    c.session_token = profile_value("aws_session_token").value_or("");
+    c.credentials_from = "profile '" + profile + "'";
+  } else {
+    if (profile_explicit && !cred_section && !conf_section)
+      invalid("AWS profile '" + profile + "' (for '" + url + "') is in neither " + cred_path + " nor " + conf_path);
+    c.credentials_from = "none (anonymous requests)";
+  }
+
+  if (opts.count("region") && !opts["region"].empty()) c.region = opts["region"];
+  else if (auto r = nonempty(env, "AWS_REGION")) c.region = *r;
+  else if (auto r2 = nonempty(env, "AWS_DEFAULT_REGION")) c.region = *r2;
+  else if (auto r3 = config_value("region")) c.region = *r3;
+  for (char ch : c.region)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_')
+      invalid("'" + c.region + "' is not a valid AWS region name");
+
+  std::optional<std::string> endpoint;
+  if (opts.count("endpoint")) endpoint = opts["endpoint"];
+  else if (auto e = nonempty(env, "AWS_ENDPOINT_URL_S3")) endpoint = e;
+  else if (auto e2 = nonempty(env, "AWS_ENDPOINT_URL")) endpoint = e2;
+  else if (auto e3 = config_value("endpoint_url")) endpoint = e3;
+  if (endpoint) c.endpoint = normalize_endpoint(*endpoint, url);
+
+  std::string addressing = opts.count("addressing") ? lower(opts["addressing"])
+                                                    : lower(nonempty(env, "ZVF_S3_ADDRESSING").value_or(""));
+  if (addressing.empty()) {
+    // Custom endpoints (MinIO, Ceph, moto) rarely have wildcard DNS; dotted
+    // bucket names break TLS certificates under virtual hosting.
+    c.path_style = !c.endpoint.empty() || c.bucket.find('.') != std::string::npos;
+  } else if (addressing == "path") {
+    c.path_style = true;
+  } else if (addressing == "virtual") {
+    c.path_style = false;
+  } else {
+    invalid("S3 addressing must be 'path' or 'virtual', got '" + addressing + "'");
+  }
+
+  if (auto ca = nonempty(env, "AWS_CA_BUNDLE")) c.ca_bundle = expand_home(*ca, env);
+  c.concurrency = static_cast<int>(env_number(env, "ZVF_S3_CONCURRENCY", c.concurrency, 1, 1024));
+  c.max_attempts = static_cast<int>(env_number(env, "ZVF_S3_MAX_ATTEMPTS", c.max_attempts, 1, 100));
+  c.retry_base_ms = static_cast<int>(env_number(env, "ZVF_S3_RETRY_BASE_MS", c.retry_base_ms, 0, 600000));
+  c.retry_max_ms = static_cast<int>(env_number(env, "ZVF_S3_RETRY_MAX_MS", c.retry_max_ms, 0, 3600000));
+  c.connect_timeout_ms = env_number(env, "ZVF_S3_CONNECT_TIMEOUT_MS", c.connect_timeout_ms, 1, 3600000);
+  c.request_timeout_ms = env_number(env, "ZVF_S3_REQUEST_TIMEOUT_MS", c.request_timeout_ms, 0, 86400000);
+  c.stall_timeout_s = env_number(env, "ZVF_S3_STALL_TIMEOUT_S", c.stall_timeout_s, 0, 86400);
+  c.log = env_flag(env, "ZVF_S3_LOG");
+  return c;
+}
+
+std::string s3_redact(const S3Config& config, std::string text) {
+  for (const std::string* secret : {&config.secret_key, &config.session_token, &config.access_key}) {
+    if (secret->size() < 4) continue;
+    for (std::size_t pos = 0; (pos = text.find(*secret, pos)) != std::string::npos;) {
+      text.replace(pos, secret->size(), "***");
+      pos += 3;
+    }
+  }
+  return text;
+}
+
+}  // namespace zvf

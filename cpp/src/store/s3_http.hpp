@@ -1,0 +1,49 @@
+// One HTTP exchange through libcurl, signed with SigV4, on a pooled easy
+// handle (each keeps its connections alive, so requests reuse them). No
+// retries here: s3_store.cpp decides what to retry. Internal to libzvf.
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "zvf/s3.hpp"
+#include "zvf/store.hpp"
+
+namespace zvf::s3 {
+
+struct HttpRequest {
+  std::string method;                  // GET, HEAD, PUT, POST, DELETE
+  std::string url;                     // fully encoded, query already canonical (sorted)
+  std::vector<std::string> headers;    // "Name: value"
+  std::span<const ByteSpan> body;      // PUT/POST payload, sent without copying
+};
+
+struct HttpResponse {
+  int curl_code = 0;                   // CURLcode; 0 = the exchange completed
+  std::string curl_error;              // curl's text for curl_code
+  long status = 0;                     // HTTP status, 0 if none was received
+  Bytes body;
+  std::optional<std::size_t> content_length;  // as announced by the server
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(const S3Config& config);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  HttpResponse perform(const HttpRequest& request) const;
+
+  // True for curl failures worth another attempt (resets, timeouts, refused connections).
+  static bool transient(int curl_code);
+
+ private:
+  struct Pool;
+  std::unique_ptr<Pool> pool_;
+};
+
+}  // namespace zvf::s3

@@ -1,0 +1,393 @@
+// S3Store: the Store contract over the S3 REST API.
+//
+//   get        GET object (404 -> nullopt)
+//   set        PUT object, one request (S3 makes it atomic)
+//   exists     HEAD object
+//   erase      DELETE object (a missing key is fine)
+//   list       ListObjectsV2 under the prefix, every page
+//   list_dir   ListObjectsV2 with delimiter '/'
+//   erase_prefix  list, then DeleteObjects in batches of 1000 (DELETE loop as fallback)
+//   rename     PUT with x-amz-copy-source, then DELETE
+//
+// Every request goes through execute(), which retries transient failures
+// (5xx, 429, SlowDown, RequestTimeout, resets, timeouts, truncated bodies) with
+// capped, jittered exponential backoff, and turns the rest into Error(IO) that
+// name the operation, the key and the last status, never a credential.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "store/s3_http.hpp"
+#include "store/s3_util.hpp"
+#include "zvf/error.hpp"
+#include "zvf/s3.hpp"
+
+namespace zvf {
+
+using s3::HttpRequest;
+using s3::HttpResponse;
+
+namespace {
+
+constexpr std::size_t kDeleteBatch = 1000;  // the DeleteObjects maximum
+
+std::string normalize_prefix(const std::string& prefix) {
+  if (prefix.empty()) return prefix;
+  std::string p = prefix;
+  if (p.size() > 1 && p.back() == '/') p.pop_back();
+  check_key(p);
+  return p;
+}
+
+std::string text_of(const Bytes& b) { return std::string(b.begin(), b.end()); }
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads; rethrows the first error.
+void run_parallel(std::size_t n, int threads, const std::function<void(std::size_t)>& fn) {
+  const std::size_t t = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(1, threads)));
+  if (t <= 1) {
+    for (std::size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex m;
+  auto work = [&] {
+    for (std::size_t i; !failed && (i = next.fetch_add(1)) < n;) {
+      try {
+        fn(i);
+      } catch (...) {
+        std::lock_guard g(m);
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t k = 1; k < t; ++k) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+struct S3Store::Impl {
+  S3Config cfg;
+  s3::HttpClient http;
+  std::string origin;      // "scheme://host[:port]" requests go to
+  std::string bucket_path; // "/bucket" (path style) or "" (virtual host)
+  std::string root;        // "prefix/" or ""
+  std::string location;    // "s3://bucket/prefix"
+
+  explicit Impl(S3Config c) : cfg(std::move(c)), http(cfg) {
+    std::string endpoint = cfg.endpoint.empty() ? "https://s3." + cfg.region + ".amazonaws.com" : cfg.endpoint;
+    if (cfg.path_style) {
+      origin = endpoint;
+      bucket_path = std::string("/").append(s3::uri_encode(cfg.bucket, false));
+    } else {
+      const std::size_t sep = endpoint.find("://");
+      origin = endpoint.substr(0, sep + 3) + cfg.bucket + "." + endpoint.substr(sep + 3);
+    }
+    root = cfg.prefix.empty() ? "" : cfg.prefix + "/";
+    location = "s3://" + cfg.bucket + (cfg.prefix.empty() ? "" : "/" + cfg.prefix);
+  }
+
+  std::string key_url(const std::string& key) const {
+    return origin + bucket_path + "/" + s3::uri_encode(root + key, true);
+  }
+  std::string where(const std::string& key) const { return location + "/" + key; }
+
+  std::vector<std::string> base_headers() const {
+    std::vector<std::string> h = {"x-amz-content-sha256: UNSIGNED-PAYLOAD"};
+    if (!cfg.session_token.empty()) h.push_back("x-amz-security-token: " + cfg.session_token);
+    return h;
+  }
+
+  [[noreturn]] void raise(Error::Code code, const std::string& message) const {
+    fail(code, s3_redact(cfg, message));
+  }
+
+  void log(const std::string& line) const {
+    if (!cfg.log) return;
+    const std::string text = s3_redact(cfg, "zvf s3: " + line + "\n");
+    std::fwrite(text.data(), 1, text.size(), stderr);
+  }
+
+  int backoff_ms(int retry) const {
+    thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                     std::hash<std::thread::id>{}(std::this_thread::get_id()));
+    const double cap = std::min<double>(cfg.retry_max_ms, cfg.retry_base_ms * std::pow(2.0, std::min(retry, 30)));
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    return static_cast<int>(cap * jitter(rng));
+  }
+
+  static std::string status_text(const HttpResponse& r) {
+    std::string s = "HTTP " + std::to_string(r.status);
+    const std::string body = text_of(r.body);
+    if (auto code = s3::xml_text(body, "Code")) s += " " + *code;
+    if (auto msg = s3::xml_text(body, "Message"); msg && !msg->empty()) s += ": " + *msg;
+    return s;
+  }
+
+  // Performs `req` until it succeeds (2xx, or a status listed in `pass`),
+  // retrying transient failures. `what` names the operation for messages
+  // ("PUT of '0/zarr.json'"), `url` is where (s3://...).
+  HttpResponse execute(const HttpRequest& req, const std::string& what, const std::string& at,
+                       std::initializer_list<long> pass = {}, bool body_may_hold_error = false) const {
+    std::string last;
+    for (int attempt = 1;; ++attempt) {
+      HttpResponse r = http.perform(req);
+      if (r.curl_code != 0) {
+        last = "network error: " + r.curl_error + " (curl error " + std::to_string(r.curl_code) + ")";
+        if (!s3::HttpClient::transient(r.curl_code)) raise(Error::Code::IO, "S3 " + what + " at " + at + " failed: " + last);
+      } else if (r.status >= 200 && r.status < 300) {
+        if (req.method != "HEAD" && r.content_length && r.body.size() != *r.content_length) {
+          last = "truncated response: " + std::to_string(r.body.size()) + " of " + std::to_string(*r.content_length) +
+                 " bytes received";
+        } else if (body_may_hold_error && s3::xml_text(text_of(r.body), "Code")) {
+          // CopyObject can fail after its 200 status line has gone out.
+          last = status_text(r) + " (an error in the body of a " + std::to_string(r.status) + " response)";
+        } else {
+          return r;
+        }
+      } else if (std::find(pass.begin(), pass.end(), r.status) != pass.end()) {
+        return r;
+      } else {
+        const std::string code = s3::xml_text(text_of(r.body), "Code").value_or("");
+        last = status_text(r);
+        if (r.status == 403 || code == "AccessDenied" || code == "InvalidAccessKeyId" ||
+            code == "SignatureDoesNotMatch" || code == "ExpiredToken") {
+          std::string hint = code == "SignatureDoesNotMatch" ? "check the secret key and the region ('" + cfg.region + "')"
+                             : code == "ExpiredToken"        ? "the session token has expired: refresh the credentials"
+                                                             : "check the credentials and the bucket policy";
+          raise(Error::Code::IO, "S3 " + what + " at " + at + ": access denied (" + last + "); " + hint +
+                                     " (credentials from " + cfg.credentials_from + ")");
+        }
+        const bool retryable = r.status >= 500 || r.status == 429 || r.status == 408 || code == "SlowDown" ||
+                               code == "RequestTimeout" || code == "InternalError" || code == "ServiceUnavailable";
+        if (!retryable) raise(Error::Code::IO, "S3 " + what + " at " + at + " failed: " + last);
+      }
+      if (attempt >= cfg.max_attempts) break;
+      const int wait = backoff_ms(attempt - 1);
+      log(req.method + " " + at + ": " + last + "; retry " + std::to_string(attempt) + " of " +
+          std::to_string(cfg.max_attempts - 1) + " in " + std::to_string(wait) + " ms");
+      if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+    }
+    raise(Error::Code::IO, "S3 " + what + " at " + at + " failed after " + std::to_string(cfg.max_attempts) +
+                               " attempt(s); last error: " + last);
+  }
+
+  [[noreturn]] void no_bucket(const std::string& what) const {
+    raise(Error::Code::NotFound, "S3 " + what + ": bucket '" + cfg.bucket + "' does not exist" +
+                                     (cfg.endpoint.empty() ? "" : " at " + cfg.endpoint));
+  }
+
+  // One ListObjectsV2 walk over `full_prefix` (an object-key prefix, root
+  // included). Calls on_key / on_prefix with full keys and common prefixes.
+  // Returns false if the bucket does not exist.
+  bool list_objects(const std::string& full_prefix, bool delimited, std::size_t max_keys,
+                    const std::function<void(std::string)>& on_key,
+                    const std::function<void(std::string)>& on_prefix) const {
+    std::string token;
+    std::string at = location;
+    if (full_prefix.size() > root.size()) at.append("/").append(full_prefix, root.size());
+    while (true) {
+      // Parameters in code-point order with canonical encoding: the URL is its
+      // own canonical query string, whatever the libcurl version does with it.
+      std::string q;
+      auto add = [&](const std::string& k, const std::string& v) {
+        q += (q.empty() ? "?" : "&") + k + "=" + s3::uri_encode(v, false);
+      };
+      if (!token.empty()) add("continuation-token", token);
+      if (delimited) add("delimiter", "/");
+      add("encoding-type", "url");
+      add("list-type", "2");
+      if (max_keys && max_keys < 1000) add("max-keys", std::to_string(max_keys));
+      if (!full_prefix.empty()) add("prefix", full_prefix);
+      HttpRequest req{"GET", origin + bucket_path + "/" + q, base_headers(), {}};
+      HttpResponse r = execute(req, "LIST", at, {404});
+      const std::string body = text_of(r.body);
+      if (r.status == 404) {
+        if (s3::xml_text(body, "Code").value_or("") == "NoSuchBucket") return false;
+        raise(Error::Code::IO, "S3 LIST at " + at + " failed: " + status_text(r));
+      }
+      if (body.find("<ListBucketResult") == std::string::npos)
+        raise(Error::Code::IO, "S3 LIST at " + at + ": the response is not a ListBucketResult");
+      for (auto contents : s3::xml_elements(body, "Contents"))
+        if (auto key = s3::xml_text(contents, "Key")) on_key(s3::url_decode(*key));
+      if (delimited)
+        for (auto cp : s3::xml_elements(body, "CommonPrefixes"))
+          if (auto pre = s3::xml_text(cp, "Prefix")) on_prefix(s3::url_decode(*pre));
+      if (max_keys) return true;
+      const bool truncated = s3::xml_text(body, "IsTruncated").value_or("false") == "true";
+      if (!truncated) return true;
+      auto next = s3::xml_text(body, "NextContinuationToken");
+      if (!next || next->empty())
+        raise(Error::Code::IO, "S3 LIST at " + at + ": truncated listing without a continuation token");
+      token = *next;
+    }
+  }
+
+  void delete_batch(const std::vector<std::string>& keys, std::size_t lo, std::size_t hi, bool& unsupported) const {
+    std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>";
+    for (std::size_t i = lo; i < hi; ++i) xml += "<Object><Key>" + s3::xml_escape(root + keys[i]) + "</Key></Object>";
+    xml += "</Delete>";
+    const auto digest = s3::md5(xml);
+    auto headers = base_headers();
+    headers.push_back("Content-MD5: " + s3::base64(digest.data(), digest.size()));
+    headers.push_back("Content-Type: application/xml");
+    const ByteSpan body(reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size());
+    HttpRequest req{"POST", origin + bucket_path + "/?delete=", headers, std::span<const ByteSpan>(&body, 1)};
+    HttpResponse r = execute(req, "DELETE of " + std::to_string(hi - lo) + " keys", location + "/" + keys[lo] + "...",
+                             {404, 501});
+    if (r.status == 501 || r.status == 404) {
+      if (r.status == 404 && s3::xml_text(text_of(r.body), "Code").value_or("") == "NoSuchBucket") return;
+      unsupported = true;
+      return;
+    }
+    const std::string body_text = text_of(r.body);
+    for (auto err : s3::xml_elements(body_text, "Error")) {
+      const std::string key = s3::xml_text(err, "Key").value_or("?");
+      const std::string code = s3::xml_text(err, "Code").value_or("?");
+      const std::string msg = s3::xml_text(err, "Message").value_or("");
+      raise(Error::Code::IO, "S3 DELETE of '" + (key.rfind(root, 0) == 0 ? key.substr(root.size()) : key) +
+                                 "' at " + location + " failed: " + code + (msg.empty() ? "" : ": " + msg));
+    }
+  }
+};
+
+S3Store::S3Store(S3Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+S3Store::~S3Store() = default;
+
+const S3Config& S3Store::config() const { return impl_->cfg; }
+std::string S3Store::describe() const { return impl_->location; }
+int S3Store::io_concurrency() const { return impl_->cfg.concurrency; }
+std::string S3Store::object_url(const std::string& key) const { return impl_->key_url(key); }
+
+std::optional<Bytes> S3Store::get(const std::string& key) const {
+  check_key(key);
+  const Impl& s = *impl_;
+  HttpRequest req{"GET", s.key_url(key), s.base_headers(), {}};
+  HttpResponse r = s.execute(req, "GET of '" + key + "'", s.where(key), {404});
+  if (r.status == 404) {
+    if (s3::xml_text(text_of(r.body), "Code").value_or("") == "NoSuchBucket") s.no_bucket("GET of '" + key + "'");
+    return std::nullopt;
+  }
+  return std::move(r.body);
+}
+
+void S3Store::set(const std::string& key, ByteSpan value) { set_parts(key, std::span<const ByteSpan>(&value, 1)); }
+
+void S3Store::set_parts(const std::string& key, std::span<const ByteSpan> parts) {
+  check_key(key);
+  const Impl& s = *impl_;
+  auto headers = s.base_headers();
+  headers.push_back("Content-Type: application/octet-stream");
+  HttpRequest req{"PUT", s.key_url(key), headers, parts};
+  HttpResponse r = s.execute(req, "PUT of '" + key + "'", s.where(key), {404});
+  if (r.status == 404) {
+    if (s3::xml_text(text_of(r.body), "Code").value_or("") == "NoSuchBucket") s.no_bucket("PUT of '" + key + "'");
+    s.raise(Error::Code::IO, "S3 PUT of '" + key + "' at " + s.where(key) + " failed: " + Impl::status_text(r));
+  }
+}
+
+bool S3Store::exists(const std::string& key) const {
+  check_key(key);
+  const Impl& s = *impl_;
+  HttpRequest req{"HEAD", s.key_url(key), s.base_headers(), {}};
+  return s.execute(req, "HEAD of '" + key + "'", s.where(key), {404}).status != 404;
+}
+
+void S3Store::erase(const std::string& key) {
+  check_key(key);
+  const Impl& s = *impl_;
+  HttpRequest req{"DELETE", s.key_url(key), s.base_headers(), {}};
+  s.execute(req, "DELETE of '" + key + "'", s.where(key), {404});
+}
+
+std::vector<std::string> S3Store::list(const std::string& prefix) const {
+  const std::string p = normalize_prefix(prefix);
+  const Impl& s = *impl_;
+  std::vector<std::string> out;
+  const std::string full = s.root + p;
+  const bool found = s.list_objects(full, false, 0, [&](std::string key) {
+    if (key.compare(0, s.root.size(), s.root) != 0) return;
+    std::string rel = key.substr(s.root.size());
+    // "a" lists "a" and "a/...", not the sibling "ab"; "" lists everything.
+    if (p.empty() || rel == p || (rel.size() > p.size() && rel.compare(0, p.size(), p) == 0 && rel[p.size()] == '/'))
+      out.push_back(std::move(rel));
+  }, {});
+  (void)found;  // a missing bucket holds no keys
+  return out;
+}
+
+std::vector<std::string> S3Store::list_dir(const std::string& prefix) const {
+  const std::string p = normalize_prefix(prefix);
+  const Impl& s = *impl_;
+  const std::string full = s.root + (p.empty() ? "" : p + "/");
+  std::set<std::string> names;
+  auto add = [&](std::string name) {
+    if (name.compare(0, full.size(), full) != 0) return;
+    name = name.substr(full.size());
+    if (!name.empty() && name.back() == '/') name.pop_back();
+    if (!name.empty()) names.insert(name);
+  };
+  s.list_objects(full, true, 0, add, add);
+  return {names.begin(), names.end()};
+}
+
+void S3Store::erase_prefix(const std::string& prefix) {
+  const Impl& s = *impl_;
+  const std::vector<std::string> keys = list(prefix);
+  if (keys.empty()) return;
+  const std::size_t batches = (keys.size() + kDeleteBatch - 1) / kDeleteBatch;
+  std::atomic<bool> unsupported{false};
+  run_parallel(batches, std::min(s.cfg.concurrency, 8), [&](std::size_t b) {
+    bool no = false;
+    s.delete_batch(keys, b * kDeleteBatch, std::min(keys.size(), (b + 1) * kDeleteBatch), no);
+    if (no) unsupported = true;
+  });
+  if (unsupported) {
+    // S3-compatible servers without DeleteObjects: one DELETE per key.
+    run_parallel(keys.size(), s.cfg.concurrency, [&](std::size_t i) { erase(keys[i]); });
+  }
+}
+
+void S3Store::rename(const std::string& from, const std::string& to) {
+  check_key(from);
+  check_key(to);
+  const Impl& s = *impl_;
+  if (from == to) {
+    if (!exists(from))
+      s.raise(Error::Code::NotFound, "cannot rename '" + from + "' in " + s.location + ": key does not exist");
+    return;
+  }
+  auto headers = s.base_headers();
+  headers.push_back("x-amz-copy-source: /" + s3::uri_encode(s.cfg.bucket, false) + "/" +
+                    s3::uri_encode(s.root + from, true));
+  HttpRequest req{"PUT", s.key_url(to), headers, {}};
+  HttpResponse r = s.execute(req, "COPY of '" + from + "' to '" + to + "'", s.where(to), {404}, true);
+  if (r.status == 404) {
+    if (s3::xml_text(text_of(r.body), "Code").value_or("") == "NoSuchBucket") s.no_bucket("COPY of '" + from + "'");
+    s.raise(Error::Code::NotFound, "cannot rename '" + from + "' in " + s.location + ": key does not exist");
+  }
+  erase(from);
+}
+
+bool S3Store::root_exists() const {
+  const Impl& s = *impl_;
+  bool any = false;
+  const bool bucket = s.list_objects(s.root, false, 1, [&](std::string) { any = true; }, {});
+  return bucket && any;
+}
+
+}  // namespace zvf
