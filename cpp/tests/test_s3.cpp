@@ -810,8 +810,11 @@ TEST(S3Engine, WriteReadAndBboxMatchMemoryStore) {
   zvf::write_points(mem, c.positions(), c.attrs(), kLayout, std::nullopt, kExec);
   // Same keys, same bytes as the in-memory store (names aside: the store name is in the root).
   EXPECT_EQ(sorted(st->list("")), sorted(mem.list("")));
-  for (const auto& k : mem.list("0"))
-    if (k.find("zarr.json") == std::string::npos) EXPECT_EQ(*st->get(k), *mem.get(k)) << k;
+  for (const auto& k : mem.list("0")) {
+    if (k.find("zarr.json") == std::string::npos) {
+      EXPECT_EQ(*st->get(k), *mem.get(k)) << k;
+    }
+  }
   EXPECT_EQ(rows_of(zvf::read_points(*st, {}, kExec)), rows_of(c));
   const zvf::Box box{{50, 120, 0}, {260.5, 300, 180}};
   zvf::ReadOptions opt;
