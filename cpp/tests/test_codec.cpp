@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "test_support.hpp"
 #include "zvf/codec.hpp"
 #include "zvf/error.hpp"
 
@@ -21,16 +22,7 @@ namespace {
 
 Bytes bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
-template <class F>
-void expect_error(F&& f, Error::Code code, const std::vector<std::string>& needles = {}) {
-  try {
-    f();
-    ADD_FAILURE() << "expected zvf::Error, nothing was thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "'" << n << "' not in: " << e.what();
-  }
-}
+using zvf::testing::expect_error;
 
 const json kNoneJson = json::parse(R"([{"name":"vlen-bytes","configuration":{}}])");
 const json kZstdJson = json::parse(

@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_support.hpp"
 #include "zvf/codec.hpp"
 #include "zvf/error.hpp"
 #include "zvf/grid.hpp"
@@ -50,19 +51,7 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 const zvf::Exec kExec{2, {}};
 
-template <class F>
-void expect_error(F&& f, Error::Code code, const std::vector<std::string>& needles = {}) {
-  try {
-    f();
-    ADD_FAILURE() << "expected zvf::Error, nothing was thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "'" << n << "' not in: " << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected zvf::Error, got another exception: " << e.what();
-  }
-}
+using zvf::testing::expect_error;
 
 // ---- point clouds held as raw bytes -------------------------------------------
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "format/metadata.hpp"
+#include "test_support.hpp"
 #include "zvf/error.hpp"
 #include "zvf/store.hpp"
 
@@ -23,19 +24,7 @@ using zvf::meta::StoreMeta;
 
 namespace {
 
-template <class F>
-void expect_error(F&& f, Error::Code code, const std::vector<std::string>& needles = {}) {
-  try {
-    f();
-    ADD_FAILURE() << "expected zvf::Error, nothing was thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "'" << n << "' not in: " << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected zvf::Error, got another exception: " << e.what();
-  }
-}
+using zvf::testing::expect_error;
 
 StoreMeta small_meta(bool bin_given) {
   StoreMeta m;

@@ -113,6 +113,7 @@ class TempDir {
 
 struct TestServer {
   std::string endpoint, bucket, unavailable;
+  bool server_missing = false;  // moto is not installed: the only reason to skip
   std::string own_state;  // set when this process started the server itself
   ~TestServer() {
     if (own_state.empty()) return;
@@ -135,6 +136,7 @@ void load_state(TestServer& s, const std::string& file) {
     s.unavailable = "unreadable server state file " + file;
   } else if (j.contains("missing")) {
     s.unavailable = j["missing"].get<std::string>();
+    s.server_missing = true;
   } else {
     s.endpoint = j.value("endpoint", "");
     s.bucket = j.value("bucket", "zvf-tests");
@@ -169,10 +171,13 @@ const TestServer& test_server() {
   return server;
 }
 
+// Skips only when moto is not installed (and ZVF_REQUIRE_S3 is unset); a
+// server that was there but failed to start or answer is a failure.
 #define REQUIRE_S3_SERVER()                                                                          \
   do {                                                                                               \
     const auto& srv_ = test_server();                                                                \
     if (!srv_.unavailable.empty()) {                                                                 \
+      if (!srv_.server_missing) FAIL() << "the S3 test server is not available: " << srv_.unavailable; \
       if (std::getenv("ZVF_REQUIRE_S3")) FAIL() << "ZVF_REQUIRE_S3 is set but: " << srv_.unavailable; \
       GTEST_SKIP() << "no S3 server: " << srv_.unavailable;                                          \
     }                                                                                                \
@@ -184,7 +189,7 @@ std::map<std::string, std::string> test_env(std::map<std::string, std::string> e
       {"AWS_ACCESS_KEY_ID", kAccessKey},   {"AWS_SECRET_ACCESS_KEY", kSecretKey},
       {"AWS_SESSION_TOKEN", kToken},       {"AWS_REGION", "us-east-1"},
       {"HOME", "/nonexistent-zvf-home"},   {"ZVF_S3_RETRY_BASE_MS", "5"},
-      {"ZVF_S3_RETRY_MAX_MS", "50"},       {"ZVF_S3_MAX_ATTEMPTS", "4"},
+      {"ZVF_S3_RETRY_MAX_MS", "50"},       {"ZVF_S3_MAX_ATTEMPTS", "8"},
       {"ZVF_S3_CONNECT_TIMEOUT_MS", "2000"},
   };
   for (auto& [k, v] : extra) env[k] = v;
@@ -609,6 +614,10 @@ TEST_F(S3Conformance, ConcurrentSetDistinctKeys) {
 }
 
 TEST_F(S3Conformance, ConcurrentOverwriteIsAtomic) {
+  // moto answers some concurrent overwrites of one key with HTTP 500 (a race
+  // in its in-memory backend); more attempts ride that out, as they would a
+  // real server's 500s.
+  store_ = make_store(store_->config().prefix, {{"ZVF_S3_MAX_ATTEMPTS", "20"}});
   constexpr int kWriters = 4, kRounds = 25;
   auto value_for = [](int w, int r) {
     const std::string head = "w" + std::to_string(w) + "r" + std::to_string(r) + ":";
@@ -617,9 +626,17 @@ TEST_F(S3Conformance, ConcurrentOverwriteIsAtomic) {
   s().set("hot", value_for(0, 0));
   std::atomic<bool> done{false};
   std::atomic<int> bad{0}, reads{0};
+  std::atomic<int> failed_reads{0};
   std::thread reader([&] {
     while (!done) {
-      const auto v = s().get("hot");
+      std::optional<Bytes> v;
+      try {
+        v = s().get("hot");
+      } catch (const std::exception& e) {
+        ++failed_reads;
+        std::fprintf(stderr, "read failed: %s\n", e.what());
+        continue;
+      }
       ++reads;
       if (!v) {
         ++bad;
@@ -631,13 +648,23 @@ TEST_F(S3Conformance, ConcurrentOverwriteIsAtomic) {
     }
   });
   std::vector<std::thread> writers;
+  std::atomic<int> failed_writes{0};
   for (int w = 0; w < kWriters; ++w)
     writers.emplace_back([&, w] {
-      for (int r = 0; r < kRounds; ++r) s().set("hot", value_for(w, r));
+      for (int r = 0; r < kRounds; ++r) {
+        try {
+          s().set("hot", value_for(w, r));
+        } catch (const std::exception& e) {
+          ++failed_writes;
+          std::fprintf(stderr, "write failed: %s\n", e.what());
+        }
+      }
     });
   for (auto& th : writers) th.join();
   done = true;
   reader.join();
+  EXPECT_EQ(failed_writes.load(), 0);
+  EXPECT_EQ(failed_reads.load(), 0);
   EXPECT_EQ(bad.load(), 0);
   EXPECT_GT(reads.load(), 0);
   EXPECT_EQ(s().list(""), (std::vector<std::string>{"hot"}));

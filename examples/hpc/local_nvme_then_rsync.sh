@@ -14,7 +14,7 @@
 #
 # Environment: OUTPUT (the shared store, required), N_SLABS (required),
 # LOCAL_SCRATCH (node-local directory; default $TMPDIR or /tmp),
-# TOTAL_POINTS, SEED, PYTHON as in submit_array.sh.
+# CHUNK_SIZE, BIN_SIZE, TOTAL_POINTS, SEED, PYTHON as in submit_array.sh.
 set -euo pipefail
 : "${OUTPUT:?set OUTPUT to the shared store path}"
 : "${N_SLABS:?set N_SLABS to the number of slabs}"
@@ -26,6 +26,8 @@ trap 'rm -rf "$local_store"' EXIT
     --slab-index "${SLURM_ARRAY_TASK_ID}" \
     --n-slabs "${N_SLABS}" \
     --output "$local_store" \
+    --chunk-size "${CHUNK_SIZE:-500}" \
+    --bin-size "${BIN_SIZE:-125}" \
     --total-points "${TOTAL_POINTS:-20000}" \
     --seed "${SEED:-0}"
 

@@ -18,6 +18,7 @@
 #   OUTPUT        the shared store (required)
 #   N_SLABS       number of slabs (required: a re-run of one task, --array=7,
 #                 must cut the same slabs as the first run)
+#   CHUNK_SIZE    edge of the cubic chunks (default 500; bins: BIN_SIZE, 125)
 #   TOTAL_POINTS  points in the synthetic cloud (default 20000)
 #   SEED          seed of the synthetic cloud (default 0)
 #   PYTHON        interpreter with zarr_vectors installed (default: python)
@@ -30,5 +31,7 @@ examples=${ZVF_EXAMPLES:-${SLURM_SUBMIT_DIR:-$(dirname "$0")}}
     --slab-index "${SLURM_ARRAY_TASK_ID}" \
     --n-slabs "${N_SLABS}" \
     --output "${OUTPUT}" \
+    --chunk-size "${CHUNK_SIZE:-500}" \
+    --bin-size "${BIN_SIZE:-125}" \
     --total-points "${TOTAL_POINTS:-20000}" \
     --seed "${SEED:-0}"

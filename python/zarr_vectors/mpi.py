@@ -42,6 +42,9 @@ def _mpi():
 def _signature(path, positions, chunk_shape, bin_shape, attributes, compressor):
     """What every rank must agree on, or the error this rank's input raises."""
     pos = positions_array(positions)
+    if not np.isfinite(pos).all():
+        bad = int(np.flatnonzero(~np.isfinite(pos).all(axis=1))[0])
+        raise InvalidInputError(f"position {bad} is not finite: {pos[bad].tolist()}")
     attrs = sorted(attribute_arrays(attributes, pos.shape[0]), key=lambda item: item[0])
     chunk = shape_tuple(chunk_shape, "chunk_shape", pos.shape[1])
     if chunk is None:
@@ -57,11 +60,11 @@ def _signature(path, positions, chunk_shape, bin_shape, attributes, compressor):
     sig = {
         "store": url,
         "ndim": pos.shape[1],
-        "position dtype": pos.dtype.str,
+        "position dtype": str(pos.dtype),
         "chunk_shape": tuple(chunk),
         "bin_shape": None if bins is None else tuple(bins),
         "compressor": compressor_name(compressor),
-        "attributes": [(name, arr.dtype.str, arr.shape[1:]) for name, arr in attrs],
+        "attributes": [(name, str(arr.dtype), arr.shape[1:]) for name, arr in attrs],
     }
     return sig, pos, attrs, chunk, bins
 
@@ -149,13 +152,15 @@ def _plan(comm, MPI, pos, chunk, bins, size):
 def _exchange(comm, MPI, pos, attrs, owner, size):
     """Alltoallv every row to its owner; returns (positions, {name: array})."""
     arrays = [pos] + [arr for _, arr in attrs]
-    widths = [a.dtype.itemsize * int(np.prod(a.shape[1:], dtype=np.int64)) for a in arrays]
+    columns = [int(np.prod(a.shape[1:], dtype=np.int64)) for a in arrays]
+    widths = [a.dtype.itemsize * c for a, c in zip(arrays, columns)]
     row = sum(widths)
+    n = pos.shape[0]
     order = np.argsort(owner, kind="stable")
-    send = np.empty((pos.shape[0], row), dtype=np.uint8)
+    send = np.empty((n, row), dtype=np.uint8)
     offset = 0
-    for arr, w in zip(arrays, widths):
-        send[:, offset:offset + w] = np.ascontiguousarray(arr[order]).reshape(pos.shape[0], -1).view(np.uint8)
+    for arr, c, w in zip(arrays, columns, widths):
+        send[:, offset:offset + w] = np.ascontiguousarray(arr[order]).reshape(n, c).view(np.uint8)
         offset += w
     send_counts = np.bincount(owner, minlength=size).astype(np.int64)
     recv_counts = np.empty(size, dtype=np.int64)
@@ -208,7 +213,9 @@ def write_points_collective(
     It moves every point to its slab's owner with one ``Alltoallv``, each
     owner writes its slab with ``write_points_partition``, and rank 0
     finalises once every rank has written. An error on any rank is raised on
-    every rank, naming the ranks that failed.
+    every rank, naming the ranks that failed (an unexpected error in the
+    middle of the exchange calls ``comm.Abort`` instead of leaving the other
+    ranks waiting forever).
 
     Returns a dict on every rank: ``rank``, ``axis`` (0, 1 or 2), ``range``
     (this rank's half-open ``(lo, hi)``, or None if it owns nothing),
@@ -237,14 +244,28 @@ def write_points_collective(
                 f"{sigs[0][k]!r}; every rank must pass the same {', '.join(diffs)}"
             )
 
-    # 2. Owners and their ranges.
-    axis, bounds = _plan(comm, MPI, pos, chunk, bins, size)
-    owners = len(bounds) - 1
-    coord = pos[:, axis].astype(np.float64)
-    owner = np.searchsorted(np.asarray(bounds[1:-1]), coord, side="right").astype(np.int64)
+    # 2. Owners and their ranges, and 3. the exchange. These steps interleave
+    # collectives with local work: a rank failing in between would leave the
+    # others waiting forever, so an unexpected error aborts the communicator.
+    try:
+        axis, bounds = _plan(comm, MPI, pos, chunk, bins, size)
+        owners = len(bounds) - 1
+        coord = pos[:, axis].astype(np.float64)
+        owner = np.searchsorted(np.asarray(bounds[1:-1]), coord, side="right").astype(np.int64)
+        mine, mine_attrs = _exchange(comm, MPI, pos, attrs, owner, size)
+    except InvalidInputError:
+        raise  # raised by every rank alike (decided on reduced values)
+    except BaseException:
+        import sys
+        import traceback
 
-    # 3. Exchange, then each owner writes its slab.
-    mine, mine_attrs = _exchange(comm, MPI, pos, attrs, owner, size)
+        traceback.print_exc()
+        print(f"zarr_vectors.mpi: rank {rank} failed inside a collective step of "
+              "write_points_collective; aborting the communicator", file=sys.stderr, flush=True)
+        comm.Abort(1)
+        raise
+
+    # 4. Each owner writes its slab.
     my_range = (bounds[rank], bounds[rank + 1]) if rank < owners else None
     summary, err = None, None
     try:
@@ -259,7 +280,7 @@ def write_points_collective(
         err = exc
     _raise_for(comm.allgather(_status(err)), "write_points_partition", err)  # also the barrier
 
-    # 4. Rank 0 finalises; everyone learns the outcome.
+    # 5. Rank 0 finalises; everyone learns the outcome.
     report, err = None, None
     if rank == 0:
         try:

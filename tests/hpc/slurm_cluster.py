@@ -284,8 +284,8 @@ class SlurmCluster:
             if proc is None or proc.poll() is not None:
                 continue
             proc.terminate()
-            try:
-                proc.wait(timeout=15)
+            try:  # a daemon may wait for a peer already gone: do not wait long
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)

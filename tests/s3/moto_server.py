@@ -11,8 +11,8 @@ the script), waits until it answers, creates the bucket and writes
 found it writes ``{"missing": "why"}`` and exits 0, unless ZVF_REQUIRE_S3 is
 set, in which case it exits 1. Only the standard library is used.
 
-The server is found as: $ZVF_MOTO_SERVER, ``moto_server`` on PATH, the repo's
-.venv/bin/moto_server, or ``python -m moto.server`` for an interpreter that
+The server is found as: $ZVF_MOTO_SERVER, the repo's .venv/bin/moto_server
+(what scripts/bootstrap.sh installs), ``moto_server`` on PATH, or ``python -m moto.server`` for an interpreter that
 can import moto.
 """
 
@@ -40,12 +40,12 @@ def find_server_command() -> list[str] | None:
     explicit = os.environ.get("ZVF_MOTO_SERVER")
     if explicit:
         return [explicit]
-    on_path = shutil.which("moto_server")
-    if on_path:
-        return [on_path]
     venv = REPO_ROOT / ".venv" / "bin" / "moto_server"
     if venv.exists():
         return [str(venv)]
+    on_path = shutil.which("moto_server")
+    if on_path:
+        return [on_path]
     for python in (sys.executable, str(REPO_ROOT / ".venv" / "bin" / "python")):
         if python and Path(python).exists():
             probe = subprocess.run([python, "-c", "import moto.server, flask"], capture_output=True)

@@ -76,11 +76,12 @@ LevelView open_level(const Store& store, int level) {
   }
   if (level < 0) invalid("level must be >= 0, got " + std::to_string(level));
   auto lj = meta::read_json(store, std::to_string(level) + "/zarr.json");
+  const auto listed = published_levels(root);
+  if (lj && level > 0 && std::find(listed.begin(), listed.end(), level) == listed.end()) lj.reset();
   if (!lj) {
     std::string have;
-    for (const auto& name : store.list_dir(""))
-      if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit) && store.exists(name + "/zarr.json"))
-        have += (have.empty() ? "" : ", ") + name;
+    for (int l : listed)
+      if (store.exists(std::to_string(l) + "/zarr.json")) have += (have.empty() ? "" : ", ") + std::to_string(l);
     fail(Error::Code::NotFound, "level " + std::to_string(level) + " does not exist in " + store.describe() +
                                     " (levels present: " + (have.empty() ? "none" : have) + ")");
   }
@@ -138,6 +139,19 @@ std::optional<Bytes> get_cell(const Store& store, const ArrayMeta& a, const Chun
   return decode_cell(ByteSpan(*raw), a.codec, store.describe() + "/" + key);
 }
 
+
+std::vector<int> published_levels(const json& root) {
+  std::vector<int> out{0};
+  try {
+    for (const auto& ds : root.at("attributes").at("multiscales").at(0).at("datasets")) {
+      const std::string path = ds.at("path").get<std::string>();
+      if (path != "0" && !path.empty() && std::all_of(path.begin(), path.end(), ::isdigit)) out.push_back(std::stoi(path));
+    }
+  } catch (const json::exception&) {
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 void drop_level_dirs(Store& store) {
   for (const auto& name : store.list_dir(""))

@@ -341,8 +341,8 @@ CellLayout level_layout(const Plan& plan, const LevelPlan& lp) {
 }
 
 // Array and group metadata of one level (its cells already written).
-void write_level_metadata(Store& store, const Plan& plan, const LevelPlan& lp, const CellLayout& cl,
-                          const std::vector<std::string>& nonempty, std::uint64_t vertex_count) {
+void write_level_arrays(Store& store, const Plan& plan, const LevelPlan& lp, const CellLayout& cl,
+                        const std::vector<std::string>& nonempty) {
   meta::StoreMeta m;
   m.ndim = plan.base.ndim;
   m.dtype = cl.dtype;
@@ -358,6 +358,11 @@ void write_level_metadata(Store& store, const Plan& plan, const LevelPlan& lp, c
   for (const auto& a : cl.attrs)
     meta::write_json(store, k + "/vertex_attributes/" + a.name + "/zarr.json", meta::attribute_doc(m, a));
   meta::write_json(store, k + "/vertex_attributes/zarr.json", meta::group_doc());
+}
+
+// The level's group document: written last, when the whole pyramid is ready.
+void write_level_group(Store& store, const Plan& plan, const LevelPlan& lp, std::uint64_t vertex_count) {
+  const std::string k = std::to_string(lp.level);
   ojson lv = {{"level", lp.level},
               {"object_sparsity", 1.0 / lp.spec.sparsity},
               {"vertex_count", vertex_count},
@@ -394,13 +399,18 @@ void write_root(Store& store, const Plan* plan, const std::vector<const LevelPla
   if (attrs.contains("ome")) attrs["ome"]["nodes"] = nodes;
   if (plan && !levels.empty()) attrs["zvf_pyramid"] = ojson::parse(plan->signature.dump());
   else attrs.erase("zvf_pyramid");
+  // While a build runs, the root says so: a killed build is then recognised as
+  // unpublished leftovers that a re-run may replace, not as someone else's levels.
+  if (plan && levels.empty()) attrs["zvf_pyramid_building"] = ojson::parse(plan->signature.dump());
+  else attrs.erase("zvf_pyramid_building");
   meta::refresh_consolidated(store, root);
   meta::write_json(store, "zarr.json", root);
 }
 
-// Withdraws every coarse level from the root, then deletes their files.
-void drop_levels(Store& store) {
-  write_root(store, nullptr, {});
+// Withdraws every coarse level from the root (marking `plan` as being built),
+// then deletes their files.
+void drop_levels(Store& store, const Plan& plan) {
+  write_root(store, &plan, {});
   drop_level_dirs(store);
 }
 
@@ -449,7 +459,8 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
   const json& attrs = root["attributes"];
   const bool recorded = attrs.contains("zvf_pyramid");
   const bool same = recorded && attrs["zvf_pyramid"] == plan.signature;
-  const int existing = level_count(store);
+  const bool unfinished = attrs.contains("zvf_pyramid_building");  // a build stopped half-way
+  const int existing = static_cast<int>(published_levels(root).size());
   if (same && existing == static_cast<int>(plan.levels.size()) + 1) {
     PyramidReport r;  // already built with these settings
     for (const auto& lp : plan.levels) {
@@ -458,7 +469,8 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
     }
     return r;
   }
-  if (existing > 1 && !same && !opt.overwrite) {
+  const bool foreign = !recorded && !unfinished && level_count(store) > 1;  // levels another tool built
+  if ((existing > 1 || foreign) && !same && !opt.overwrite) {
     std::string had = recorded ? attrs["zvf_pyramid"]["levels"].dump() : std::string("(built by another tool)");
     fail(Error::Code::Conflict, store.describe() + " already has " + std::to_string(existing - 1) +
                                     " coarse level(s) built with other settings " + had +
@@ -502,10 +514,11 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
       std::sort(cs.begin(), cs.end());
       std::vector<std::string> keys;
       for (const auto& c : cs) keys.push_back(dotted_key(c));
-      write_level_metadata(store, plan, plan.levels[l], level_layout(plan, plan.levels[l]), keys, counts[l]);
+      write_level_arrays(store, plan, plan.levels[l], level_layout(plan, plan.levels[l]), keys);
       published.push_back(&plan.levels[l]);
       nchunks.push_back(keys.size());
     }
+    for (std::size_t l = 0; l < plan.levels.size(); ++l) write_level_group(store, plan, plan.levels[l], counts[l]);
     write_root(store, &plan, published);
     store.erase_prefix(".zvf/pyramid");
     PyramidReport r = report_of(plan, counts, nchunks);
@@ -513,10 +526,10 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
     return r;
   }
 
-  if (part && existing > 1 && !same)
+  if (part && (existing > 1 || foreign) && !same)
     fail(Error::Code::Conflict, store.describe() + " has a pyramid built with other settings; drop it first "
                                                    "(a single-process build with overwrite) before building in parts");
-  if (!part) drop_levels(store);  // a single-process build starts clean
+  if (!part) drop_levels(store, plan);  // a single-process build starts clean
 
   std::vector<std::uint64_t> counts(plan.levels.size(), 0);
   std::vector<std::size_t> nchunks(plan.levels.size(), 0);
@@ -550,7 +563,7 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
     if (part) {
       part_levels.push_back({{"chunks", keys}, {"vertex_count", counts[l]}});
     } else {
-      write_level_metadata(store, plan, lp, cl, keys, counts[l]);
+      write_level_arrays(store, plan, lp, cl, keys);
       published.push_back(&lp);
     }
   }
@@ -562,14 +575,14 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
                   .dump());
     r.complete = false;
   } else {
+    for (std::size_t l = 0; l < plan.levels.size(); ++l) write_level_group(store, plan, plan.levels[l], counts[l]);
     write_root(store, &plan, published);
   }
   return r;
 }
 
 int select_level(const Store& store, const Box& bbox, std::uint64_t min_points, const Exec& exec) {
-  const int n = level_count(store);
-  if (n == 0) fail(Error::Code::NotFound, "no levels in " + store.describe());
+  const int n = static_cast<int>(published_levels(read_zv_root(store)).size());
   for (int k = n - 1; k > 0; --k) {
     ReadOptions opt;
     opt.level = k;

@@ -217,8 +217,7 @@ StoreInfo store_info(const Store& store) {
   StoreInfo info;
   const json& zv = root["attributes"]["zarr_vectors"];
   info.zv_version = zv.value("zv_version", std::string());
-  for (int level = 0;; ++level) {
-    if (!store.exists(std::to_string(level) + "/zarr.json")) break;
+  for (int level : published_levels(root)) {
     LevelView lv = open_level(store, level);
     if (level == 0) {
       info.ndim = lv.ndim;

@@ -1,6 +1,7 @@
 #include "store/s3_http.hpp"
 
 #include <curl/curl.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <array>
@@ -17,7 +18,17 @@ namespace {
 void global_init() {
   static std::once_flag once;
   static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    // With CURLOPT_NOSIGNAL (required with threads) libcurl leaves SIGPIPE
+    // alone, and a TLS write to a connection the server reset would kill the
+    // process. Ignore it, unless the program already handles it (Python
+    // ignores it already; the zvf CLI does not).
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL &&
+        !(current.sa_flags & SA_SIGINFO))
+      ::signal(SIGPIPE, SIG_IGN);
+  });
   if (result != CURLE_OK) fail(Error::Code::IO, std::string("cannot initialise libcurl: ") + curl_easy_strerror(result));
 }
 
@@ -181,6 +192,8 @@ bool HttpClient::transient(int code) {
       return false;
   }
 }
+
+bool HttpClient::truncated(int code) { return static_cast<CURLcode>(code) == CURLE_PARTIAL_FILE; }
 
 HttpResponse HttpClient::perform(const HttpRequest& req) const {
   Pool& p = *pool_;

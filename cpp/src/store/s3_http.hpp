@@ -40,6 +40,8 @@ class HttpClient {
 
   // True for curl failures worth another attempt (resets, timeouts, refused connections).
   static bool transient(int curl_code);
+  // True if curl_code means the body ended before its Content-Length.
+  static bool truncated(int curl_code);
 
  private:
   struct Pool;

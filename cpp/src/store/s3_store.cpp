@@ -147,7 +147,8 @@ struct S3Store::Impl {
     for (int attempt = 1;; ++attempt) {
       HttpResponse r = http.perform(req);
       if (r.curl_code != 0) {
-        last = "network error: " + r.curl_error + " (curl error " + std::to_string(r.curl_code) + ")";
+        last = std::string(s3::HttpClient::truncated(r.curl_code) ? "truncated response: " : "network error: ") +
+               r.curl_error + " (curl error " + std::to_string(r.curl_code) + ")";
         if (!s3::HttpClient::transient(r.curl_code)) raise(Error::Code::IO, "S3 " + what + " at " + at + " failed: " + last);
       } else if (r.status >= 200 && r.status < 300) {
         if (req.method != "HEAD" && r.content_length && r.body.size() != *r.content_length) {

@@ -1,0 +1,298 @@
+"""Faults that clusters produce, with writers in separate processes as cluster
+tasks are: examples/hpc/write_partition.py, finalise_store.py and `zvf`.
+
+(a) a task killed with SIGKILL in the middle of writing, then re-run;
+(b) a task that ran twice;
+(c) two partitions claiming overlapping ranges, seen at write time, or only
+    at finalisation when they were written to separate local stores and
+    merged with rsync;
+(d) a slab that never ran (a gap along the partition axis);
+(e) finalisation run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import assert_same_multiset, diff_trees, list_files, select, tree_digest
+
+from .hpcutil import check, describe, generated, job_env, python_script, read_ours, run, store_data_digest
+
+HERE = Path(__file__).resolve().parent
+TOTAL = 20_000
+EXIT_CONFLICT = 6
+
+
+def slab_args(store, i, n, *, total=TOTAL, seed=41, chunk=2500.0):
+    """write_partition.py's arguments. Chunks of 2500 by default: few files,
+    and slab edges at 10000/3 multiples cut through chunks (staged pieces)."""
+    return ["--slab-index", i, "--n-slabs", n, "--output", store, "--total-points", total, "--seed", seed,
+            "--chunk-size", chunk, "--bin-size", chunk / 4]
+
+
+def write_slabs(store, indices, n, **kw):
+    """Run write_partition.py for the given slabs, concurrently, like array tasks."""
+    procs = [subprocess.Popen(python_script("write_partition.py", *slab_args(store, i, n, **kw)),
+                              env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in indices]
+    for i, p in zip(indices, procs):
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, f"slab {i} of {n} failed ({p.returncode}):\n{out}\n{err}"
+
+
+def finalise_script(store, *extra):
+    return run(python_script("finalise_store.py", "--output", store, "--no-pyramid", *extra))
+
+
+def zvf(zvf_cli, *args):
+    return run([zvf_cli, *args])
+
+
+def expected_points(*, total=TOTAL, seed=41, lo=-np.inf, hi=np.inf):
+    return generated(2, total_points=total, seed=seed, lo=lo, hi=hi)
+
+
+def partition_ids(store):
+    import zarr_vectors
+
+    return {p["id"]: p for p in zarr_vectors.list_partitions(str(store))}
+
+
+def slab_edges(i, n, total_z=10_000.0):
+    return total_z * i / n, total_z * (i + 1) / n
+
+
+# --------------------------------------------------------------------------
+# (a) killed mid-write
+# --------------------------------------------------------------------------
+
+def test_killed_partition_refused_then_rerun_equals_clean_run(zv, zvf_cli, reference, tmp_path):
+    n = 3  # slab edges at 3333.3 and 6666.7: chunks in place and chunks staged
+    grid = dict(chunk=1000.0)  # 10 x 10 x 4 chunks per slab: room to stop in the middle
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, [0, 2], n, **grid)
+
+    marker = tmp_path / "stalled"
+    victim = subprocess.Popen(
+        [sys.executable, str(HERE / "stall_writer.py"), str(marker), "100",
+         *map(str, slab_args(store, 1, n, **grid))],
+        env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        if victim.poll() is not None:
+            out, err = victim.communicate()
+            pytest.fail(f"the writer ended before it could be killed ({victim.returncode}):\n{out}\n{err}")
+        assert time.monotonic() < deadline, "the writer never reached the middle of its write"
+        time.sleep(0.02)
+    started = list(store.glob(".zvf/partitions/*/started.json"))
+    pending = [p for p in partition_ids(store).values() if not p["complete"]]
+    assert len(pending) == 1, pending
+    victim_id = pending[0]["id"]
+    assert (store / ".zvf" / "partitions" / victim_id / "started.json") in started
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    assert not (store / ".zvf" / "partitions" / victim_id / "manifest.json").exists()
+    written = [f for f in list_files(store) if not f.startswith(".zvf/")]
+    assert written, "the killed writer had written nothing: it was not killed mid-write"
+
+    # Finalisation refuses, naming the incomplete partition, and changes nothing.
+    before = tree_digest(store)
+    proc = zvf(zvf_cli, "finalise", store)
+    assert proc.returncode == EXIT_CONFLICT, describe(proc)
+    assert victim_id in proc.stderr, describe(proc)
+    with pytest.raises(zv.errors.PartitionConflictError, match=victim_id):
+        zv.finalise(str(store))
+    after = tree_digest(store)
+    assert after == before, f"a refused finalisation modified the store: {diff_trees(before, after)}"
+    proc = finalise_script(store)
+    assert proc.returncode != 0 and victim_id in proc.stderr, describe(proc)
+    with pytest.raises(zv.errors.StoreNotFoundError):
+        zv.read_points(str(store))
+    info = json.loads(check(zvf(zvf_cli, "info", store, "--json")).stdout)
+    assert info["finalised"] is False
+    assert {p["id"]: p["complete"] for p in info["pending_partitions"]}[victim_id] is False
+
+    # Re-run the task: the store equals a clean run.
+    write_slabs(store, [1], n, **grid)
+    check(finalise_script(store))
+    clean = tmp_path / "clean.zarrvectors"
+    write_slabs(clean, [0, 1, 2], n, **grid)
+    check(finalise_script(clean))
+
+    expected = expected_points()
+    assert_same_multiset(read_ours(store), expected, "re-run after SIGKILL")
+    a, b = store_data_digest(store), store_data_digest(clean)
+    assert a == b, f"store after kill + re-run differs from a clean run: {diff_trees(b, a)}"
+    assert reference.validate(store, level=3)["errors"] == []
+
+
+# --------------------------------------------------------------------------
+# (b) a task that ran twice
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [4, 3], ids=["aligned", "unaligned"])
+def test_task_that_ran_twice_has_no_duplicates(zv, tmp_path, n):
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, range(n), n)
+    write_slabs(store, [1], n)  # Slurm requeue, or a user re-submitting the task
+    check(finalise_script(store))
+    expected = expected_points()
+    got = read_ours(store)
+    assert len(got[0]) == TOTAL
+    assert_same_multiset(got, expected, "a task re-run before finalisation")
+
+    # And again after finalisation: the finaliser replaces the task's points.
+    write_slabs(store, [n - 1], n)
+    check(finalise_script(store))
+    assert_same_multiset(read_ours(store), expected, "a task re-run after finalisation")
+
+
+# --------------------------------------------------------------------------
+# (c) overlapping ranges
+# --------------------------------------------------------------------------
+
+def test_overlap_refused_at_write_time(zv, zvf_cli, tmp_path):
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, [0], 4)  # z in [0, 2500)
+    before = tree_digest(store)
+
+    # A task of a 2-slab run claims z in [0, 5000).
+    proc = run(python_script("write_partition.py", *slab_args(store, 0, 2)))
+    assert proc.returncode != 0, describe(proc)
+    assert "PartitionConflictError" in proc.stderr, describe(proc)
+    assert "z_0_2500" in proc.stderr and "z_0_5000" in proc.stderr, describe(proc)
+
+    # The same through the CLI: exit code 6.
+    pos, attrs = expected_points(lo=0.0, hi=5000.0)
+    np.save(tmp_path / "p.npy", pos)
+    np.save(tmp_path / "i.npy", attrs["intensity"])
+    proc = zvf(zvf_cli, "write-partition", store, "--input", tmp_path / "p.npy",
+               "--attr-input", f"intensity={tmp_path / 'i.npy'}", "--chunk-shape", "500,500,500",
+               "--bin-shape", "125,125,125", "--z-range", "0,5000")
+    assert proc.returncode == EXIT_CONFLICT, describe(proc)
+    assert "z_0_2500" in proc.stderr, describe(proc)
+    after = tree_digest(store)
+    assert after == before, f"a refused partition changed the store: {diff_trees(before, after)}"
+
+    # Nothing of the first partition was lost: complete the run and check.
+    write_slabs(store, [1, 2, 3], 4)
+    check(finalise_script(store))
+    assert_same_multiset(read_ours(store), expected_points(), "after a refused overlapping task")
+
+
+def test_overlap_in_separately_written_stores_refused_at_finalisation(zv, zvf_cli, tmp_path):
+    """The write-time check cannot see a partition in another local store;
+    after rsync merges them, finalisation must refuse, naming both."""
+    shared = tmp_path / "shared.zarrvectors"
+    a = tmp_path / "nodeA" / "scan.zarrvectors"
+    b = tmp_path / "nodeB" / "scan.zarrvectors"
+    write_slabs(a, [0], 4)                # z in [0, 2500)
+    write_slabs(b, [0], 2, seed=99)       # z in [0, 5000), other data
+    for local in (a, b):
+        check(run(["rsync", "-a", f"{local}/", f"{shared}/"]))
+    write_slabs(shared, [2, 3], 4)        # the rest, written directly
+
+    proc = zvf(zvf_cli, "finalise", shared)
+    assert proc.returncode == EXIT_CONFLICT, describe(proc)
+    assert "z_0_2500" in proc.stderr and "z_0_5000" in proc.stderr, describe(proc)
+    proc = finalise_script(shared)
+    assert proc.returncode != 0, describe(proc)
+    assert "z_0_2500" in proc.stderr and "z_0_5000" in proc.stderr, describe(proc)
+
+    # Nothing was dropped: not readable, both partitions still pending with their counts.
+    with pytest.raises(zv.errors.StoreNotFoundError):
+        zv.read_points(str(shared))
+    parts = partition_ids(shared)
+    assert parts["z_0_2500"]["complete"] and parts["z_0_5000"]["complete"], parts
+    assert parts["z_0_2500"]["vertex_count"] == len(expected_points(lo=0.0, hi=2500.0)[0])
+    assert parts["z_0_5000"]["vertex_count"] == len(expected_points(seed=99, lo=0.0, hi=5000.0)[0])
+
+
+# --------------------------------------------------------------------------
+# (d) a slab that never ran
+# --------------------------------------------------------------------------
+
+def test_gap_reported_and_accepted_only_when_asked(zv, zvf_cli, tmp_path):
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, [0, 1, 3], 4)  # slab 2, z in [5000, 7500), never ran
+    gap = "z in [5000, 7500)"
+
+    proc = zvf(zvf_cli, "finalise", store)
+    assert proc.returncode == EXIT_CONFLICT, describe(proc)
+    assert gap in proc.stderr, describe(proc)
+    proc = finalise_script(store)
+    assert proc.returncode != 0 and gap in proc.stderr, describe(proc)
+    with pytest.raises(zv.errors.StoreNotFoundError):
+        zv.read_points(str(store))
+
+    copy = tmp_path / "copy.zarrvectors"
+    shutil.copytree(store, copy, symlinks=True)
+
+    proc = check(finalise_script(store, "--allow-gaps"))
+    assert f"warning: no partition covers {gap}" in proc.stdout, describe(proc)
+    proc = check(zvf(zvf_cli, "finalise", copy, "--allow-gaps"))
+    assert gap in proc.stderr, describe(proc)
+
+    expected = expected_points()
+    z = expected[0][:, 2].astype(np.float64)
+    kept = select(expected, (z < 5000.0) | (z >= 7500.0))
+    assert_same_multiset(read_ours(store), kept, "finalised with --allow-gaps")
+    assert_same_multiset(read_ours(copy), kept, "finalised with zvf finalise --allow-gaps")
+
+    # The missing slab runs later: a second finalisation completes the store.
+    write_slabs(store, [2], 4)
+    check(finalise_script(store))
+    assert_same_multiset(read_ours(store), expected, "after the missing slab ran")
+
+
+# --------------------------------------------------------------------------
+# (e) finalisation twice
+# --------------------------------------------------------------------------
+
+def test_finalisation_twice_changes_nothing(zv, zvf_cli, tmp_path):
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, range(3), 3)
+    check(finalise_script(store))
+    before = tree_digest(store)
+
+    check(finalise_script(store))
+    after = tree_digest(store)
+    assert after == before, f"finalise_store.py a second time: {diff_trees(before, after)}"
+    check(zvf(zvf_cli, "finalise", store))
+    assert tree_digest(store) == before, f"zvf finalise after: {diff_trees(before, tree_digest(store))}"
+    report = zv.finalise(str(store))
+    assert report["changed"] is False and list(report["merged"]) == [], report
+    assert tree_digest(store) == before
+    assert_same_multiset(read_ours(store), expected_points())
+
+
+def test_finalise_store_uses_build_pyramid_when_available(tmp_path):
+    """finalise_store.py calls zarr_vectors.multiresolution.coarsen.build_pyramid
+    if the module has it, and says so when it does not."""
+    import importlib
+
+    try:
+        coarsen = importlib.import_module("zarr_vectors.multiresolution.coarsen")
+        available = hasattr(coarsen, "build_pyramid")
+    except ImportError:
+        available = False
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, range(2), 2, total=4000)
+    proc = check(run(python_script("finalise_store.py", "--output", store)))
+    assert ("No pyramid built" in proc.stdout) == (not available), describe(proc)
+    assert "Store finalised." in proc.stdout
+    root = json.loads((store / "zarr.json").read_text())
+    assert "consolidated_metadata" in root, "finalise_store.py did not consolidate the metadata last"
+    if available:
+        assert len(root["attributes"]["multiscales"][0]["datasets"]) > 1, "no pyramid levels were written"
