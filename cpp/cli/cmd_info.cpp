@@ -162,7 +162,7 @@ void run_info(const InfoArgs& a) {
 void register_info(CLI::App& app, std::vector<Command>& commands) {
   auto a = std::make_shared<InfoArgs>();
   CLI::App* sub = app.add_subcommand("info", "Show a store's levels, counts, bounds, layout and pending partitions");
-  sub->add_option("STORE", a->store, "Store (a directory path or file:// URL)")->required();
+  sub->add_option("STORE", a->store, "Store (a directory, file:// or s3://bucket/prefix URL)")->required();
   sub->add_flag("--json", a->json, "Print JSON (unbounded range ends are the strings \"inf\" and \"-inf\")");
   sub->footer(
       "\nA store that is not finalised yet but has partitions lists them (complete or not)\n"

@@ -59,7 +59,7 @@ void run_query(const QueryArgs& a) {
 void register_query(CLI::App& app, std::vector<Command>& commands) {
   auto a = std::make_shared<QueryArgs>();
   CLI::App* sub = app.add_subcommand("query", "Read the points of a finalised store inside a box into CSV or NPY");
-  sub->add_option("STORE", a->store, "Store (a directory path or file:// URL)")->required();
+  sub->add_option("STORE", a->store, "Store (a directory, file:// or s3://bucket/prefix URL)")->required();
   sub->add_option("--bbox", a->bbox, "Inclusive box LO,..:HI,.. (inf/-inf allowed; default: the whole level)")
       ->type_name("LO,..:HI,..");
   sub->add_option("--level", a->level, "Resolution level")->check(non_negative_int())->capture_default_str();

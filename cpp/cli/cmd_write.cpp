@@ -118,7 +118,7 @@ const char* kLayoutHelp =
 void register_write(CLI::App& app, std::vector<Command>& commands) {
   auto a = std::make_shared<WriteArgs>();
   CLI::App* sub = app.add_subcommand("write", "Write a new store in one go from a point file");
-  sub->add_option("STORE", a->store, "Store to create (a directory path or file:// URL)")->required();
+  sub->add_option("STORE", a->store, "Store to create (a directory, file:// or s3://bucket/prefix URL)")->required();
   add_input_options(*sub, a->input);
   add_layout_options(*sub, a->layout);
   sub->add_option("--bounds", a->bounds,
@@ -137,7 +137,7 @@ void register_write_partition(CLI::App& app, std::vector<Command>& commands) {
   auto a = std::make_shared<PartitionArgs>();
   CLI::App* sub = app.add_subcommand(
       "write-partition", "Write one spatial partition of a store shared by independent jobs (finalise afterwards)");
-  sub->add_option("STORE", a->store, "Shared store (a directory path or file:// URL)")->required();
+  sub->add_option("STORE", a->store, "Shared store (a directory, file:// or s3://bucket/prefix URL)")->required();
   add_input_options(*sub, a->input);
   add_layout_options(*sub, a->layout);
   sub->add_option("--x-range", a->x_range, "Half-open x range [LO, HI) of this partition; inf/-inf allowed")

@@ -46,7 +46,7 @@ const char* kFooter =
     "  4  not found: the store, a level or an input file does not exist\n"
     "  5  corrupt store: bytes or metadata on disk do not decode\n"
     "  6  conflict: partitions disagree, overlap or are incomplete; the store already exists\n"
-    "  7  I/O error: the filesystem failed\n"
+    "  7  I/O error: the filesystem or object store failed (after retries)\n"
     "Errors are printed to stderr as 'zvf: error: <message>'. Progress is shown on stderr\n"
     "only when it is a terminal.";
 

@@ -50,7 +50,7 @@ def write_slabs(store, indices, n, **kw):
 
 
 def finalise_script(store, *extra):
-    return run(python_script("finalise_store.py", "--output", store, "--no-pyramid", *extra))
+    return run(python_script("finalise_store.py", "--output", store, *extra))
 
 
 def zvf(zvf_cli, *args):
@@ -103,8 +103,11 @@ def test_killed_partition_refused_then_rerun_equals_clean_run(zv, zvf_cli, refer
     victim.communicate(timeout=60)
     assert victim.returncode == -signal.SIGKILL
     assert not (store / ".zvf" / "partitions" / victim_id / "manifest.json").exists()
-    written = [f for f in list_files(store) if not f.startswith(".zvf/")]
-    assert written, "the killed writer had written nothing: it was not killed mid-write"
+    done, total = map(int, marker.read_text().split("/"))
+    assert 0 < done < total, f"not killed in the middle: {done} of {total} chunks written"
+    # z-chunks 4 and 5 lie wholly inside the victim's slab: only it writes them, in place.
+    own = [f for f in list_files(store) if f.startswith("0/vertices/c/") and f.split("/")[-1] in ("4", "5")]
+    assert own, "the killed writer had written no chunk in place: it was not killed mid-write"
 
     # Finalisation refuses, naming the incomplete partition, and changes nothing.
     before = tree_digest(store)
@@ -191,7 +194,7 @@ def test_overlap_refused_at_write_time(zv, zvf_cli, tmp_path):
     assert_same_multiset(read_ours(store), expected_points(), "after a refused overlapping task")
 
 
-def test_overlap_in_separately_written_stores_refused_at_finalisation(zv, zvf_cli, tmp_path):
+def test_overlap_in_separately_written_stores_refused_at_finalisation(zv, zvf_cli, reference, tmp_path):
     """The write-time check cannot see a partition in another local store;
     after rsync merges them, finalisation must refuse, naming both."""
     shared = tmp_path / "shared.zarrvectors"
@@ -217,6 +220,13 @@ def test_overlap_in_separately_written_stores_refused_at_finalisation(zv, zvf_cl
     assert parts["z_0_2500"]["complete"] and parts["z_0_5000"]["complete"], parts
     assert parts["z_0_2500"]["vertex_count"] == len(expected_points(lo=0.0, hi=2500.0)[0])
     assert parts["z_0_5000"]["vertex_count"] == len(expected_points(seed=99, lo=0.0, hi=5000.0)[0])
+
+    # Recovery (docs/hpc.md): delete the wrong partition, re-run the slabs its range covered.
+    shutil.rmtree(shared / ".zvf" / "partitions" / "z_0_5000")
+    write_slabs(shared, [0, 1], 4)
+    check(finalise_script(shared))
+    assert_same_multiset(read_ours(shared), expected_points(), "after recovering from the overlap")
+    assert reference.validate(shared, level=3)["errors"] == []
 
 
 # --------------------------------------------------------------------------

@@ -103,8 +103,9 @@ class MemoryStore final : public Store {
   friend std::shared_ptr<Store> open_store_url(const std::string&);
 };
 
-// "memory://name" -> MemoryStore; "file:///abs/path" or a plain path -> PosixStore.
-// Other schemes throw Error(InvalidArgument) naming the scheme.
+// "memory://name" -> MemoryStore; "file:///abs/path" or a plain path -> PosixStore;
+// "s3://bucket/prefix" -> S3Store (zvf/s3.hpp). Other schemes throw
+// Error(InvalidArgument) naming the scheme.
 std::shared_ptr<Store> open_store_url(const std::string& url);
 
 }  // namespace zvf

@@ -43,25 +43,28 @@ void rekey(Store& store, const StoreLayout& layout, const json& journal) {
   const ChunkCoord from = journal["from"], to = journal["to"];
   const auto keys = journal["keys"].get<std::vector<std::string>>();
   const auto paths = array_paths(layout);
+  // Moves are independent within a phase: run them in parallel (on S3 each is a
+  // copy and a delete).
+  const int threads = detail::io_threads(resolve_threads(0), store.io_concurrency());
   if (journal["phase"] == "A") {
-    for (const auto& k : keys) {
-      ChunkCoord c = parse_dotted_key(k, layout.ndim);
+    parallel_for(keys.size(), threads, [&](std::size_t i) {
+      ChunkCoord c = parse_dotted_key(keys[i], layout.ndim);
       for (const auto& p : paths) {
         std::string src = p + "/" + cell_key(c, from);
-        if (store.exists(src)) store.rename(src, ".zvf/rekey/" + p + "/" + k);
+        if (store.exists(src)) store.rename(src, ".zvf/rekey/" + p + "/" + keys[i]);
       }
-    }
+    });
     json next = journal;
     next["phase"] = "B";
     store.set(kJournal, next.dump());
   }
-  for (const auto& k : keys) {
-    ChunkCoord c = parse_dotted_key(k, layout.ndim);
+  parallel_for(keys.size(), threads, [&](std::size_t i) {
+    ChunkCoord c = parse_dotted_key(keys[i], layout.ndim);
     for (const auto& p : paths) {
-      std::string tmp = ".zvf/rekey/" + p + "/" + k;
+      std::string tmp = ".zvf/rekey/" + p + "/" + keys[i];
       if (store.exists(tmp)) store.rename(tmp, p + "/" + cell_key(c, to));
     }
-  }
+  });
 }
 
 // Gaps between partitions that all constrain the same single axis.
