@@ -6,6 +6,8 @@ module layout follows the HPC guide::
     from zarr_vectors.types.points import write_points_partition
     from zarr_vectors.core.store import open_store
     from zarr_vectors.core.multiscale import write_multiscale_metadata
+
+MPI ranks holding arbitrary (not slab-partitioned) points: zarr_vectors.mpi.write_points_collective.
 """
 
 from __future__ import annotations

@@ -210,3 +210,35 @@ def test_exit_code_of_corrupt_store(pipeline, zvf_cli, tmp_path):
     victim.write_bytes(victim.read_bytes()[:5])  # truncated cell
     proc = run([zvf_cli, "query", copy, "--output", tmp_path / "q.npy"])
     assert proc.returncode == EXIT["corrupt"], describe(proc)
+
+
+def test_progress_on_a_terminal_only(zvf_cli, tmp_path):
+    """Progress goes to stderr when it is a terminal, and never into Slurm logs."""
+    import os
+    import pty
+
+    rng = np.random.default_rng(52)
+    np.save(tmp_path / "p.npy", rng.uniform(0.0, 1000.0, size=(50_000, 3)).astype(np.float32))
+    args = ["--input", tmp_path / "p.npy", "--chunk-shape", "100,100,100", "--z-range", "0,1000"]
+
+    logged = run([zvf_cli, "write-partition", tmp_path / "log.zarrvectors", *args])
+    check(logged)
+    assert logged.stderr == "", f"output on stderr although it is not a terminal: {logged.stderr!r}"
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(zvf_cli), "write-partition", str(tmp_path / "tty.zarrvectors"), *map(str, args)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO once the child has closed the terminal
+            break
+        if not data:
+            break
+        seen += data
+    os.close(master)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert b"%" in seen and b"\r" in seen, f"no progress on the terminal: {seen[:200]!r}"

@@ -30,6 +30,7 @@ from .hpcutil import check, describe, generated, job_env, python_script, read_ou
 HERE = Path(__file__).resolve().parent
 TOTAL = 20_000
 EXIT_CONFLICT = 6
+TMP_SUFFIX = ".zvftmp"  # the POSIX store's temporary files: <key>.<unique>.zvftmp
 
 
 def slab_args(store, i, n, *, total=TOTAL, seed=41, chunk=2500.0):
@@ -105,9 +106,11 @@ def test_killed_partition_refused_then_rerun_equals_clean_run(zv, zvf_cli, refer
     assert not (store / ".zvf" / "partitions" / victim_id / "manifest.json").exists()
     done, total = map(int, marker.read_text().split("/"))
     assert 0 < done < total, f"not killed in the middle: {done} of {total} chunks written"
-    # z-chunks 4 and 5 lie wholly inside the victim's slab: only it writes them, in place.
+    # Evidence on disk: z-chunks 4 and 5 lie wholly inside the victim's slab (only
+    # it writes them, in place); chunks 3 and 6 straddle its edges (staged pieces).
     own = [f for f in list_files(store) if f.startswith("0/vertices/c/") and f.split("/")[-1] in ("4", "5")]
-    assert own, "the killed writer had written no chunk in place: it was not killed mid-write"
+    own += list_files(store / ".zvf" / "partitions" / victim_id / "pieces")
+    assert own, "the killed writer had written nothing: it was not killed mid-write"
 
     # Finalisation refuses, naming the incomplete partition, and changes nothing.
     before = tree_digest(store)
@@ -135,9 +138,32 @@ def test_killed_partition_refused_then_rerun_equals_clean_run(zv, zvf_cli, refer
 
     expected = expected_points()
     assert_same_multiset(read_ours(store), expected, "re-run after SIGKILL")
-    a, b = store_data_digest(store), store_data_digest(clean)
+    # Temporary files a kill can leave behind are covered by the next test.
+    a = {k: v for k, v in store_data_digest(store).items() if not k.endswith(TMP_SUFFIX)}
+    b = store_data_digest(clean)
     assert a == b, f"store after kill + re-run differs from a clean run: {diff_trees(b, a)}"
     assert reference.validate(store, level=3)["errors"] == []
+
+
+def test_rerun_and_finalisation_remove_temporary_files_of_a_killed_writer(tmp_path):
+    """A writer killed between creating a cell's temporary file and renaming it
+    into place leaves ``<cell>.<pid>-<random>.zvftmp`` (the previous test
+    sees this with a real SIGKILL, whenever the kill lands inside a cell
+    write). Readers ignore such files, but after the task is re-run and the
+    store finalised, the store should equal a clean run: nothing may be left.
+    The file is planted here, so that the test does not depend on timing."""
+    n, grid = 3, dict(chunk=1000.0)
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, [0, 1, 2], n, **grid)
+    cells = sorted(f for f in list_files(store) if f.startswith("0/vertices/c/") and f.endswith("/5"))
+    assert cells, "expected cells at z-chunk 5 (inside slab 1)"
+    orphan = store / f"{cells[0]}.999999-28003c7c7c52ffc7{TMP_SUFFIX}"
+    orphan.write_bytes((store / cells[0]).read_bytes()[:3])
+
+    write_slabs(store, [1], n, **grid)  # the retried task
+    check(finalise_script(store))
+    left = [f for f in list_files(store) if f.endswith(TMP_SUFFIX)]
+    assert not left, f"temporary files of a killed writer survive the re-run and finalisation: {left}"
 
 
 # --------------------------------------------------------------------------

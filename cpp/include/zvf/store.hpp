@@ -77,6 +77,9 @@ class PosixStore final : public Store {
   std::string describe() const override { return root_; }
   bool root_exists() const override;
   void sync_key(const std::string& key);
+  // Deletes the temp files that set() calls killed mid-write left in one directory
+  // (not recursive). Only safe when no writer is active there (e.g. finalisation).
+  std::size_t remove_temporaries(const std::string& dir_prefix);
   const std::string& root() const { return root_; }
 
  private:

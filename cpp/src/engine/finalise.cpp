@@ -324,7 +324,17 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   out.partitions = all;
   meta::write_all(store, m, {{"zvf", meta::ojson::parse(out.to_json().dump())}});
 
-  // 5. The staging area is no longer needed.
+  // 5. The staging area is no longer needed, nor are temp files of writers that
+  // were killed mid-write (all partitions are complete, so none is still writing).
+  if (auto* posix = dynamic_cast<PosixStore*>(&store)) {
+    std::set<std::string> dirs;
+    for (const auto& c : coords)
+      for (const auto& p : array_paths(layout)) {
+        std::string key = p + "/" + cell_key(c, target);
+        dirs.insert(key.substr(0, key.rfind('/')));
+      }
+    for (const auto& d : dirs) posix->remove_temporaries(d);
+  }
   store.erase_prefix(kStaging);
 
   report.changed = true;

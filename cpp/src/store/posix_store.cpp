@@ -158,6 +158,17 @@ void PosixStore::set(const std::string& key, ByteSpan value) {
   set_parts(key, std::span<const ByteSpan>(&value, 1));
 }
 
+std::size_t PosixStore::remove_temporaries(const std::string& dir_prefix) {
+  std::size_t removed = 0;
+  std::error_code ec;
+  const fs::path dir = dir_prefix.empty() ? fs::path(root_) : fs::path(root_) / dir_prefix;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.ends_with(kTmpSuffix) && ::unlink(it->path().c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
 std::vector<std::string> PosixStore::list_dir(const std::string& prefix) const {
   // One directory read instead of the recursive walk of the default.
   std::vector<std::string> names;
