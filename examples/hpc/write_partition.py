@@ -1,7 +1,6 @@
 """One Slurm array task: write one z-slab of a shared store.
 
-    python write_partition.py --slab-index ${SLURM_ARRAY_TASK_ID} --n-slabs 20 \
-        --output /scratch/scan.zarrvectors
+    python write_partition.py --slab-index ${SLURM_ARRAY_TASK_ID} --n-slabs 20 --output /scratch/scan.zarrvectors
 
 The two loaders generate a synthetic slab (synthetic_scan.py, next to this
 file); replace them with code that reads your slab.

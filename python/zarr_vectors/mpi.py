@@ -217,6 +217,11 @@ def write_points_collective(
     middle of the exchange calls ``comm.Abort`` instead of leaving the other
     ranks waiting forever).
 
+    The slabs depend on the data, so write a new store (or re-run with the
+    same points, whose slabs then replace the earlier partitions): slabs of
+    different data may overlap partitions already in the store, which is a
+    :class:`~zarr_vectors.errors.PartitionConflictError`.
+
     Returns a dict on every rank: ``rank``, ``axis`` (0, 1 or 2), ``range``
     (this rank's half-open ``(lo, hi)``, or None if it owns nothing),
     ``partition`` (the summary from ``write_points_partition``, or None) and
