@@ -52,17 +52,6 @@ Payload to_payload(const Bytes& b) {
 
 }  // namespace
 
-ChunkData gather_chunk(const CheckedInput& in, const CellLayout& layout, std::span<const std::uint64_t> rows,
-                       std::vector<std::int64_t> frag_counts) {
-  ChunkData c;
-  c.count = rows.size();
-  c.frag_counts = std::move(frag_counts);
-  gather_rows(in.positions->data, layout.vertex_row_bytes(), rows, c.vertices);
-  c.attrs.resize(layout.attrs.size());
-  for (std::size_t k = 0; k < layout.attrs.size(); ++k)
-    gather_rows((*in.attributes)[k].view.data, layout.attr_row_bytes(k), rows, c.attrs[k]);
-  return c;
-}
 
 ChunkView view_of(const ChunkData& d) {
   ChunkView v{d.count, &d.frag_counts, d.vertices.bytes(), {}};

@@ -50,8 +50,6 @@ struct ChunkView {
 };
 ChunkView view_of(const ChunkData& data);
 
-ChunkData gather_chunk(const CheckedInput& in, const CellLayout& layout,
-                       std::span<const std::uint64_t> sorted_rows, std::vector<std::int64_t> frag_counts);
 
 // Writes vertices, vertex_fragments and every attribute cell of chunk `c`.
 void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin,
