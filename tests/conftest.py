@@ -314,3 +314,16 @@ def make_store_path(tmp_path):
 def rng() -> np.random.Generator:
     """A random generator with a fixed seed (fresh per test)."""
     return np.random.default_rng(SEED)
+
+
+@pytest.fixture(scope="session")
+def zvf_cli():
+    """Path of the zvf executable: $ZVF_CLI, zvf on PATH, or the one `pip install .` put beside python."""
+    import shutil
+    import sys
+
+    beside = os.path.join(os.path.dirname(sys.executable), "zvf")
+    exe = os.environ.get("ZVF_CLI") or shutil.which("zvf") or (beside if os.path.exists(beside) else None)
+    if not exe:
+        pytest.fail("the zvf executable is not installed (pip install . builds it; or set ZVF_CLI=/path/to/zvf)")
+    return exe

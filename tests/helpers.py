@@ -256,3 +256,10 @@ def all_of(*patterns: str) -> str:
 
 def literal(text: str) -> str:
     return re.escape(text)
+
+
+def run_cli(exe, *args):
+    """Runs the zvf CLI and captures its output (text)."""
+    import subprocess
+
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)

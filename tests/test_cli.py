@@ -14,24 +14,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from helpers import assert_same_multiset, make_points, select, slab_mask, tree_digest, diff_trees
+from helpers import run_cli, assert_same_multiset, make_points, select, slab_mask, tree_digest, diff_trees
 
 CHUNK = (250.0, 250.0, 250.0)
 BIN = (125.0, 125.0, 125.0)
 
 
-@pytest.fixture(scope="module")
-def zvf_cli():
-    # `pip install .` puts zvf next to the interpreter; scripts/test.sh also puts it on PATH.
-    beside = os.path.join(os.path.dirname(sys.executable), "zvf")
-    exe = os.environ.get("ZVF_CLI") or shutil.which("zvf") or (beside if os.path.exists(beside) else None)
-    if not exe:
-        pytest.fail("the zvf executable is not installed (pip install . builds it; or set ZVF_CLI=/path/to/zvf)")
-    return exe
-
-
-def run_cli(exe, *args):
-    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 def _write_partitions(zv, path, points, edges=(0.0, 312.5, 625.0, 937.5, 1250.0)):

@@ -33,6 +33,7 @@ import pytest
 
 from conftest import _subprocess_env
 from helpers import (
+    run_cli,
     all_of,
     assert_same_multiset,
     bbox_mask,
@@ -208,17 +209,6 @@ def fresh(base_store, tmp_path):
     return make
 
 
-@pytest.fixture(scope="module")
-def zvf_cli():
-    beside = os.path.join(os.path.dirname(sys.executable), "zvf")
-    exe = os.environ.get("ZVF_CLI") or shutil.which("zvf") or (beside if os.path.exists(beside) else None)
-    if not exe:
-        pytest.fail("the zvf executable is not installed (pip install . builds it; or set ZVF_CLI=/path/to/zvf)")
-    return exe
-
-
-def run_cli(exe, *args):
-    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
 # --------------------------------------------------------------------------

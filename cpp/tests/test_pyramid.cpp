@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "test_support.hpp"
 #include "zvf/error.hpp"
 #include "zvf/points.hpp"
 #include "zvf/pyramid.hpp"
@@ -34,19 +35,7 @@ namespace {
 
 const zvf::Exec kExec{2, {}};
 
-template <class F>
-void expect_error(F&& f, Error::Code code, const std::vector<std::string>& needles = {}) {
-  try {
-    f();
-    ADD_FAILURE() << "expected zvf::Error, nothing was thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "'" << n << "' not in: " << e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected zvf::Error, got another exception: " << e.what();
-  }
-}
+using zvf::testing::expect_error;
 
 // The hand-computed cloud: chunk 4 x 4, bin 1 x 1; level 1 has bins 2 x 2.
 //
