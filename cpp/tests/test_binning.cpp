@@ -13,10 +13,12 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "engine/binning.hpp"
 #include "engine/input.hpp"
+#include "engine/parallel.hpp"
 #include "engine/sorting.hpp"
 #include "zvf/grid.hpp"
 #include "zvf/types.hpp"
@@ -339,4 +341,19 @@ TEST(Binning, ChunkOfPoint) {
   EXPECT_EQ(zvf::detail::chunk_of_point(p3, g), (ChunkCoord{-1, -1}));
   const double p4[] = {std::nextafter(-100.0, -1e9), 99.99999};
   EXPECT_EQ(zvf::detail::chunk_of_point(p4, g)[0], -2);
+}
+
+TEST(Parallel, DefaultThreadsFollowTheAffinityMask) {
+  // As under Slurm cpusets or mpirun's rank binding: pinned to one CPU, the
+  // engine must default to one thread, not to every CPU of the node.
+  EXPECT_EQ(zvf::detail::resolve_threads(5), 5);
+  int pinned = -1;
+  std::thread t([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) == 0) pinned = zvf::detail::resolve_threads(0);
+  });
+  t.join();
+  EXPECT_EQ(pinned, 1);
 }
