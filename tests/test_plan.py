@@ -205,12 +205,13 @@ def test_cli_plan_matches_python_and_pastes(zv, zvf_cli):
 def test_cli_plan_options_write_a_store(zv, zvf_cli, rng, tmp_path):
     """The printed write-partition options, pasted into zvf write-partition, stage no chunk."""
     n = 300_000
-    positions = rng.uniform(-50.0, 150.0, size=(n, 3)).astype(np.float32)
-    proc = run_cli(zvf_cli, "plan", "--count", n, "--bounds=-50,-50,-50,150,150,150", "--band", "100kB,400kB",
+    positions = rng.uniform(30.0, 230.0, size=(n, 3)).astype(np.float32)
+    proc = run_cli(zvf_cli, "plan", "--count", n, "--bounds", "30,30,30,230,230,230", "--band", "100kB,400kB",
                    "--partitions", 3, "--axis", "x", "--json")
     assert proc.returncode == 0, proc.stderr
     j = json.loads(proc.stdout)
     assert j["partitions_aligned"] and j["in_band"]
+    assert j["partitions"][0]["lo"] < 30 < j["partitions"][0]["hi"]  # the first slab starts on a chunk edge
     store = tmp_path / "cli.zarrvectors"
     for part in j["partitions"]:
         mask = (positions[:, 0] >= part["lo"]) & (positions[:, 0] < part["hi"])
@@ -223,11 +224,18 @@ def test_cli_plan_options_write_a_store(zv, zvf_cli, rng, tmp_path):
     assert zv.read_points(str(store))["vertex_count"] == n
 
 
+def test_cli_plan_notes_negative_chunks(zvf_cli):
+    # A partitioned store's grid starts at 0: chunks below it are staged whatever the slabs.
+    proc = run_cli(zvf_cli, "plan", "--count", "1e8", "--bounds=-500,0,0,1000,1000,1000", "--json")
+    notes = json.loads(proc.stdout)["notes"]
+    assert any("negative chunk coordinates (axis x)" in n for n in notes), notes
+
+
 def test_cli_plan_warnings_and_errors(zvf_cli):
     sparse = run_cli(zvf_cli, "plan", "--count", 1000, "--bounds", "0,0,0,1e6,1e6,1e6")
     assert sparse.returncode == 0, sparse.stderr
     assert "warning: the data is too small for the band" in sparse.stdout
-    dense = run_cli(zvf_cli, "plan", "--count", "1e14", "--bounds", "0,0,0,1,1,1", "--json")
+    dense = run_cli(zvf_cli, "plan", "--count", "1e11", "--bounds", "0,0,0,100000,1,1", "--json")
     j = json.loads(dense.stdout)
     assert any("entries in one cell directory" in w for w in j["warnings"])
     assert any("inode quota" in w for w in j["warnings"])

@@ -47,7 +47,7 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
                 continue
             name, args, ret = m["name"], m["args"], int(m["ret"])
             if name in ("openat", "open", "creat"):
-                if re.search(r"O_SYNC|O_DSYNC|O_DIRECT", args):
+                if re.search(r"\bO_(SYNC|DSYNC|DIRECT)\b", args):
                     opened_sync.append(line)
                 path = re.search(r'"([^"]*)"', args)
                 if ret >= 0 and path and "/0/vertices/c/" in path[1] and TMP_SUFFIX.search(path[1]):

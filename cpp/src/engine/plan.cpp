@@ -378,6 +378,14 @@ ChunkPlan plan_chunks(const PlanRequest& r) {
                       std::to_string(al.data_count / k + 1) + " chunk layers each (" +
                       std::to_string(al.data_count) + " layers along " + axis_name(axis) +
                       " for " + std::to_string(k) + " tasks)");
+  std::string negative;
+  for (std::size_t d = 0; d < nd; ++d)
+    if (p.grid_origin[d] < 0) negative += (negative.empty() ? "" : ", ") + std::string(axis_name(d));
+  if (!negative.empty())
+    p.notes.push_back("the bounds reach negative chunk coordinates (axis " + negative +
+                      "): partitioned writes stage those chunks, as a partitioned store's grid starts at 0 until "
+                      "finalisation moves it, so they are merged at finalisation; shift the coordinates to >= 0 to "
+                      "write them in place");
   if (p.max_dir_entries > kPlanMaxDirEntries)
     p.warnings.push_back("up to " + std::to_string(p.max_dir_entries) + " entries in one cell directory (limit " +
                          std::to_string(kPlanMaxDirEntries) +
