@@ -137,7 +137,9 @@ TEST(Plan, PartitionRangesAreWholeChunkLayersCoveringTheBounds) {
   for (std::size_t t = 0; t < p.partitions.size(); ++t) {
     const auto& pr = p.partitions[t];
     EXPECT_LT(pr.lo, pr.hi);
-    if (t > 0) EXPECT_EQ(pr.lo, p.partitions[t - 1].hi) << "gap or overlap before task " << t;
+    if (t > 0) {
+      EXPECT_EQ(pr.lo, p.partitions[t - 1].hi) << "gap or overlap before task " << t;
+    }
     EXPECT_EQ(pr.lo, g.chunk_lo(pr.first_layer, 2)) << "task " << t << " does not start on a chunk edge";
     EXPECT_EQ(pr.hi, g.chunk_lo(pr.first_layer + pr.layer_count, 2));
     EXPECT_GE(pr.layer_count, 1);

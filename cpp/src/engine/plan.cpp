@@ -234,10 +234,10 @@ ChunkPlan plan_chunks(const PlanRequest& r) {
                            ? max_abs  // every point at one place: any chunk holds them all
                            : std::pow(points_for_target * volume * r.occupancy / n, 1.0 / static_cast<double>(spread_axes));
 
-  // Evaluate every nice edge within a factor 1000 of the ideal (just the
-  // ideal's decade when all points coincide).
+  // Evaluate every nice edge m * 10^(e-1) from about ideal / 100 to ideal * 800
+  // (edges above the ideal, up to 100x, when all points coincide).
   const int e0 = static_cast<int>(std::floor(std::log10(ideal)));
-  const int spread = spread_axes == 0 ? 0 : 3;
+  const int e_first = spread_axes == 0 ? e0 + 1 : e0 - 2, e_last = spread_axes == 0 ? e0 + 2 : e0 + 3;
   std::optional<Evaluated> best;
   std::optional<Grid> best_grid;
   auto better = [](const Evaluated& a, const Evaluated& b) {
@@ -247,7 +247,7 @@ ChunkPlan plan_chunks(const PlanRequest& r) {
     if (std::abs(a.tie - b.tie) > 1e-9) return a.tie < b.tie;
     return a.edge < b.edge;
   };
-  for (int e = e0 - spread + 1; e <= e0 + spread + 2; ++e) {
+  for (int e = e_first; e <= e_last; ++e) {
     if (e < -20 || e > 21) continue;
     for (std::int64_t m : kNiceMantissas) {
       const NiceEdge ne = nice_edge(m, e, r.bins_per_axis);
