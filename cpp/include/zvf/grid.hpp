@@ -36,6 +36,15 @@ inline std::int64_t bin_coord(double p, double bin) {
   return static_cast<std::int64_t>(b);
 }
 
+// bin_coord() with a precomputed 1 / bin: the same result (the fix-ups against the
+// bin edges make it exact) without a division.
+inline std::int64_t bin_coord(double p, double bin, double inv_bin) {
+  double b = fast_floor(p * inv_bin);
+  if (b * bin > p) b -= 1;
+  else if ((b + 1) * bin <= p) b += 1;
+  return static_cast<std::int64_t>(b);
+}
+
 // Validated chunk/bin layout of one level.
 struct Grid {
   std::vector<double> chunk_shape;

@@ -171,21 +171,27 @@ long double load(const std::uint8_t* p) {
   std::memcpy(&v, p, sizeof v);
   return static_cast<long double>(v);
 }
-long double load_as(DType t, const std::uint8_t* p) {
-  switch (t) {
-    case DType::F32: return load<float>(p);
-    case DType::F64: return load<double>(p);
-    case DType::I8: return load<std::int8_t>(p);
-    case DType::I16: return load<std::int16_t>(p);
-    case DType::I32: return load<std::int32_t>(p);
-    case DType::I64: return load<std::int64_t>(p);
-    case DType::U8: return load<std::uint8_t>(p);
-    case DType::U16: return load<std::uint16_t>(p);
-    case DType::U32: return load<std::uint32_t>(p);
-    case DType::U64: return load<std::uint64_t>(p);
-  }
-  return 0;
+template <class T>
+void widen(const std::uint8_t* src, std::size_t count, std::vector<long double>& out) {
+  for (std::size_t i = 0; i < count; ++i) out[i] = load<T>(src + i * sizeof(T));
 }
+// A whole attribute cell as long doubles: the dtype switch runs once per cell.
+void widen_as(DType t, const std::uint8_t* src, std::size_t count, std::vector<long double>& out) {
+  out.resize(count);
+  switch (t) {
+    case DType::F32: return widen<float>(src, count, out);
+    case DType::F64: return widen<double>(src, count, out);
+    case DType::I8: return widen<std::int8_t>(src, count, out);
+    case DType::I16: return widen<std::int16_t>(src, count, out);
+    case DType::I32: return widen<std::int32_t>(src, count, out);
+    case DType::I64: return widen<std::int64_t>(src, count, out);
+    case DType::U8: return widen<std::uint8_t>(src, count, out);
+    case DType::U16: return widen<std::uint16_t>(src, count, out);
+    case DType::U32: return widen<std::uint32_t>(src, count, out);
+    case DType::U64: return widen<std::uint64_t>(src, count, out);
+  }
+}
+
 template <class T>
 void store_v(std::uint8_t* p, long double v) {
   T x = static_cast<T>(v);
@@ -204,6 +210,20 @@ void store_as(DType t, std::uint8_t* p, long double v) {
     case DType::U16: store_v<std::uint16_t>(p, v); break;
     case DType::U32: store_v<std::uint32_t>(p, v); break;
     case DType::U64: store_v<std::uint64_t>(p, v); break;
+  }
+}
+
+// Float positions as doubles (exact), for the per-point loop.
+void to_double(DType t, const std::uint8_t* src, std::size_t count, std::vector<double>& out) {
+  out.resize(count);
+  if (t == DType::F32) {
+    for (std::size_t i = 0; i < count; ++i) {
+      float v;
+      std::memcpy(&v, src + i * 4, 4);
+      out[i] = v;
+    }
+  } else {
+    std::memcpy(out.data(), src, count * 8);
   }
 }
 
@@ -230,27 +250,33 @@ std::uint64_t build_chunk(Store& store, const Plan& plan, const LevelPlan& lp, s
     acc[a].seen.assign(nbins * plan.attrs[a].meta.cols, 0);
   }
   const std::size_t vrow = nd * dtype_size(b.vertices.dtype);
+  double inv_bin[kMaxDims];
+  for (std::size_t d = 0; d < nd; ++d) inv_bin[d] = 1.0 / g.bin_shape[d];
+  std::vector<double> coords;
+  std::vector<std::vector<long double>> attr_vals;
   for (const auto& c : lp.sources[idx]) {
     auto verts = get_cell(store, b.vertices, c);
     if (!verts)
       fail(Error::Code::Corrupt, store.describe() + "/" + b.vertices.path + "/" + cell_key(c, b.vertices.origin) +
                                      " is missing although chunk " + dotted_key(c) + " is listed as non-empty");
     const std::size_t n = verts->size() / vrow;
-    std::vector<Bytes> attr_cells;
+    attr_vals.resize(plan.attrs.size());
     for (const auto& a : plan.attrs) {
       auto cell = get_cell(store, a.meta, c);
       if (!cell || cell->size() != n * a.meta.row_bytes())
         fail(Error::Code::Corrupt, store.describe() + "/" + a.meta.path + "/" + cell_key(c, a.meta.origin) +
                                        " is missing or does not match its vertices cell");
-      attr_cells.push_back(std::move(*cell));
+      widen_as(a.meta.dtype, cell->data(), n * a.meta.cols, attr_vals[&a - plan.attrs.data()]);
     }
+    // Widen the cell once (one dtype switch per cell, not per value).
+    to_double(b.vertices.dtype, verts->data(), n * nd, coords);
     for (std::size_t r = 0; r < n; ++r) {
       std::int64_t f = 0;
       long double p[kMaxDims];
       for (std::size_t d = 0; d < nd; ++d) {
-        p[d] = load_as(b.vertices.dtype, verts->data() + r * vrow + d * dtype_size(b.vertices.dtype));
+        p[d] = coords[r * nd + d];
         // Clamp: a point one ulp across the coarse chunk's edge stays in the edge bin.
-        std::int64_t local = bin_coord(static_cast<double>(p[d]), g.bin_shape[d]) - K[d] * g.bins_per_chunk[d];
+        std::int64_t local = bin_coord(coords[r * nd + d], g.bin_shape[d], inv_bin[d]) - K[d] * g.bins_per_chunk[d];
         local = std::clamp<std::int64_t>(local, 0, g.bins_per_chunk[d] - 1);
         f += local * stride[d];
       }
@@ -259,9 +285,9 @@ std::uint64_t build_chunk(Store& store, const Plan& plan, const LevelPlan& lp, s
       for (std::size_t d = 0; d < nd; ++d) pos_sum[f * nd + d] += p[d];
       for (std::size_t a = 0; a < plan.attrs.size(); ++a) {
         const ArrayMeta& m = plan.attrs[a].meta;
-        const std::size_t cols = m.cols, w = dtype_size(m.dtype);
+        const std::size_t cols = m.cols;
         for (std::size_t ch = 0; ch < cols; ++ch) {
-          const long double v = load_as(m.dtype, attr_cells[a].data() + (r * cols + ch) * w);
+          const long double v = attr_vals[a][r * cols + ch];
           const std::size_t slot = f * cols + ch;
           auto& A = acc[a];
           switch (plan.attrs[a].reduction) {

@@ -35,15 +35,6 @@ struct KeySpace {
   std::uint64_t buckets = 0;
 };
 
-// Same results as bin_coord (the fix-ups make it exact), without the division
-// and libm floor that dominated the profile.
-inline std::int64_t fast_bin(double p, double bin, double inv_bin) {
-  double bf = fast_floor(p * inv_bin);
-  if (bf * bin > p) bf -= 1;
-  else if ((bf + 1) * bin <= p) bf += 1;
-  return static_cast<std::int64_t>(bf);
-}
-
 // floor(b / bpc) for the small positive bpc, without an integer division.
 inline std::int64_t fast_chunk(std::int64_t b, std::int64_t bpc, double inv_bpc) {
   std::int64_t c = static_cast<std::int64_t>(fast_floor(static_cast<double>(b) * inv_bpc));
@@ -57,7 +48,7 @@ template <class T>
 inline std::uint64_t key_of(const void* data, std::size_t nd, std::size_t row, const Grid& g, const KeySpace& ks) {
   std::uint64_t chunk = 0;
   for (std::size_t d = 0; d < nd; ++d) {
-    const std::int64_t b = fast_bin(coord<T>(data, nd, row, d), g.bin_shape[d], ks.inv_bin[d]);
+    const std::int64_t b = bin_coord(coord<T>(data, nd, row, d), g.bin_shape[d], ks.inv_bin[d]);
     const std::int64_t c = fast_chunk(b, g.bins_per_chunk[d], ks.inv_bpc[d]);
     chunk += static_cast<std::uint64_t>(c - ks.cmin[d]) * ks.chunk_stride[d];
   }
@@ -354,7 +345,7 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
     std::int64_t f = 0;
     for (std::size_t d = 0; d < nd; ++d) {
       const double p = layout.dtype == DType::F32 ? coord<float>(pos, nd, r, d) : coord<double>(pos, nd, r, d);
-      f += (fast_bin(p, g.bin_shape[d], inv[d]) - base[d]) * stride[d];
+      f += (bin_coord(p, g.bin_shape[d], inv[d]) - base[d]) * stride[d];
     }
     sc.bins[r] = static_cast<std::uint32_t>(f);
     ++sc.frag_counts[f];
