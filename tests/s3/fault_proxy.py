@@ -256,6 +256,7 @@ class FaultProxy:
         with self._lock:
             self.rules = []
             self.requests.clear()
+            self.access_keys.clear()
             self.faults.clear()
             self.signature_failures.clear()
             self.signed_requests = 0

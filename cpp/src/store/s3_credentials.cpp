@@ -28,6 +28,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -726,8 +727,46 @@ class Resolver {
 
 }  // namespace
 
+namespace {
+
+// Everything the chain's result depends on besides the network: the two files
+// and the environment variables it reads.
+std::string cache_key(const CredentialSettings& s, const std::string& description) {
+  std::string key = description + '\n' + s.profile + (s.profile_from_url ? "\n1" : "\n0") + '\n' + s.region + '\n' + s.home;
+  for (const Ini* ini : {&s.credentials_file, &s.config_file}) {
+    key += "\n[files]";
+    for (const auto& [section, values] : *ini) {
+      key += "\n[" + section + "]";
+      for (const auto& [k, v] : values) key += "\n" + k + "=" + v;
+    }
+  }
+  for (const char* var :
+       {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SSO", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "AWS_METADATA_SERVICE_TIMEOUT", "AWS_METADATA_SERVICE_NUM_ATTEMPTS"})
+    key += std::string("\n") + var + "=" + s.env(var).value_or("\x01");
+  return key;
+}
+
+}  // namespace
+
 std::shared_ptr<CredentialProvider> resolve_credentials(const CredentialSettings& settings) {
-  return Resolver(settings).resolve();
+  auto provider = Resolver(settings).resolve();
+  if (!provider) return provider;
+  // One provider per distinct setup in a process: every store opened with the
+  // same settings (each Python call opens one) shares its cached credentials,
+  // instead of asking STS or the metadata service again.
+  static std::mutex m;
+  static std::map<std::string, std::shared_ptr<CredentialProvider>> cache;
+  const std::string key = cache_key(settings, provider->describe());
+  std::lock_guard g(m);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  if (cache.size() >= 64) cache.clear();  // bounded: a process rarely has more than a few
+  cache.emplace(key, provider);
+  return provider;
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view t) {

@@ -221,7 +221,9 @@ struct S3Store::Impl {
       } else {
         const std::string code = s3::xml_text(text_of(r.body), "Code").value_or("");
         last = status_text(r);
-        const bool expired = code == "ExpiredToken" || code == "TokenRefreshRequired" || code == "InvalidToken";
+        // (A HEAD answer has no body to say why: a 403 there may be expiry too.)
+        const bool expired = code == "ExpiredToken" || code == "TokenRefreshRequired" || code == "InvalidToken" ||
+                             (req.method == "HEAD" && r.status == 403 && code.empty());
         if (expired && !renewed && cfg.credentials) {
           // Temporary credentials ran out (or the clock is off): renew once, then retry at once.
           renewed = true;
