@@ -253,6 +253,29 @@ PYBIND11_MODULE(_zvf, m) {
       },
       py::arg("url"), py::arg("lo"), py::arg("hi"), py::arg("min_points"), py::arg("threads") = 0);
 
+  // Raw key access to any store URL, for tests of the store layer (multipart
+  // uploads, credential sources) from Python. Not part of the public API.
+  m.def(
+      "_store_set",
+      [](const std::string& url, const std::string& key, py::bytes value) {
+        const std::string_view v = value;  // borrowed: the GIL keeps `value` alive
+        py::gil_scoped_release nogil;
+        open_store_url(url)->set(key, ByteSpan(reinterpret_cast<const std::uint8_t*>(v.data()), v.size()));
+      },
+      py::arg("url"), py::arg("key"), py::arg("value"));
+  m.def(
+      "_store_get",
+      [](const std::string& url, const std::string& key) -> py::object {
+        std::optional<Bytes> v;
+        {
+          py::gil_scoped_release nogil;
+          v = open_store_url(url)->get(key);
+        }
+        if (!v) return py::none();
+        return py::bytes(reinterpret_cast<const char*>(v->data()), v->size());
+      },
+      py::arg("url"), py::arg("key"));
+
   m.def("list_partitions", [](const std::string& url) {
     std::vector<PartitionState> parts;
     {

@@ -5,12 +5,15 @@ forwards every request and, following its rules, injects faults instead:
 
     slowdown    503 with an S3 ``SlowDown`` error body (the request is not forwarded)
     error500    500 ``InternalError`` (not forwarded)
+    error200    200 whose body is an ``InternalError`` (not forwarded), as S3 may
+                answer CompleteMultipartUpload or CopyObject after the status line went out
     forbidden   403 ``AccessDenied`` (not forwarded)
     reset       the connection is reset (RST) before the request is forwarded
     reset_after the request is forwarded (it takes effect), then the connection is reset
     truncate    the response is forwarded with its full Content-Length but only
                 half its body, then the connection is closed
     slow        the response is held back ``delay`` seconds, then forwarded
+    hold        the request waits until ``release()`` (``held`` is set meanwhile), then is forwarded
 
 A rule has a kind, a probability ``rate`` (drawn from a seeded RNG), and
 optionally: ``method`` and ``path`` (a substring of the request path, query
@@ -20,7 +23,10 @@ the first that fires wins.
 
 With ``verify=(access_key, secret_key)`` the proxy also checks the SigV4
 signature of every signed request with botocore's signer and records the
-requests whose signature does not match in ``signature_failures``.
+requests whose signature does not match in ``signature_failures``. More keys
+can be added with ``trust(access_key, secret_key)``; with ``learn_sts=True``
+the proxy trusts the credentials that STS responses passing through it hand
+out. ``access_keys`` lists the access key of every signed request.
 
 Only the standard library is needed (plus botocore for ``verify``). Threads,
 no asyncio: one thread per client connection, keep-alive supported.
@@ -44,7 +50,7 @@ _HOP_BY_HOP = {
     "transfer-encoding", "upgrade", "expect",
 }
 
-KINDS = ("slowdown", "error500", "forbidden", "reset", "reset_after", "truncate", "slow")
+KINDS = ("slowdown", "error500", "error200", "forbidden", "reset", "reset_after", "truncate", "slow", "hold")
 
 
 @dataclasses.dataclass
@@ -56,6 +62,7 @@ class Rule:
     first: int | None = None
     limit: int | None = None
     delay: float = 0.0
+    action: str | None = None  # an AWS query API action in the form body ("AssumeRole")
     seen: int = 0
     fired: int = 0
 
@@ -63,8 +70,10 @@ class Rule:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {KINDS}")
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         if self.method and method.upper() != self.method.upper():
+            return False
+        if self.action and f"Action={self.action}&".encode() not in body + b"&":
             return False
         if self.path and self.path not in path:
             return False
@@ -139,23 +148,30 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         method, path = self.command, self.path
         body = self._read_body()
         proxy._record_request(method, path, self.headers, body)
-        rule = proxy._pick(method, path)
+        rule = proxy._pick(method, path, body)
         kind = rule.kind if rule else None
         if kind == "reset":
             proxy._record_fault(kind, method, path)
             self._reset()
             return
-        if kind in ("slowdown", "error500", "forbidden"):
+        if kind in ("slowdown", "error500", "error200", "forbidden"):
             proxy._record_fault(kind, method, path)
             status, code, message = {
                 "slowdown": (503, "SlowDown", "Please reduce your request rate."),
                 "error500": (500, "InternalError", "We encountered an internal error. Please try again."),
-                "forbidden": (403, "AccessDenied", "Access Denied"),
+                "error200": (200, "InternalError", "We encountered an internal error. Please try again."),
+                "forbidden": (403, proxy.forbidden_code, "Access Denied"),
             }[kind]
             self._send(status, [("Content-Type", "application/xml")], _error_xml(code, message),
                        head=method == "HEAD")
             return
+        if kind == "hold":
+            proxy._record_fault(kind, method, path)
+            proxy.held.set()
+            proxy._release.wait(timeout=120)
         status, headers, resp_body = proxy._forward(method, path, self.headers, body)
+        if proxy.learn_sts and b"<Credentials>" in resp_body:
+            proxy._learn(resp_body)
         if kind == "reset_after":
             proxy._record_fault(kind, method, path)
             self._reset()
@@ -182,7 +198,7 @@ class FaultProxy:
     """Reverse proxy to ``upstream`` ("http://127.0.0.1:PORT") with fault rules."""
 
     def __init__(self, upstream: str, rules: Iterable[Rule] = (), *, seed: int = 0,
-                 verify: tuple[str, str] | None = None, host: str = "127.0.0.1"):
+                 verify: tuple[str, str] | None = None, host: str = "127.0.0.1", learn_sts: bool = False):
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream_host = parsed.hostname
         self.upstream_port = parsed.port or 80
@@ -190,6 +206,12 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self.rules: list[Rule] = list(rules)
         self.verify = verify
+        self.credentials: dict[str, str] = dict([verify]) if verify else {}
+        self.learn_sts = learn_sts
+        self.forbidden_code = "AccessDenied"  # the S3 error code of "forbidden" faults (e.g. "ExpiredToken")
+        self.access_keys: list[str] = []
+        self.held = threading.Event()
+        self._release = threading.Event()
         self.requests: list[tuple[str, str]] = []
         self.faults: list[tuple[str, str, str]] = []
         self.signature_failures: list[str] = []
@@ -234,19 +256,38 @@ class FaultProxy:
         with self._lock:
             self.rules = []
             self.requests.clear()
+            self.access_keys.clear()
             self.faults.clear()
             self.signature_failures.clear()
             self.signed_requests = 0
             self.copy_requests = 0
 
+    def trust(self, access_key: str, secret_key: str) -> None:
+        """Also accept signatures made with this key pair."""
+        with self._lock:
+            self.credentials[access_key] = secret_key
+
+    def release(self) -> None:
+        """Lets held requests (and later ones of a ``hold`` rule) through."""
+        self._release.set()
+
+    def _learn(self, body: bytes) -> None:
+        import re
+
+        text = body.decode(errors="replace")
+        key = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", text)
+        secret = re.search(r"<SecretAccessKey>([^<]+)</SecretAccessKey>", text)
+        if key and secret:
+            self.trust(key.group(1), secret.group(1))
+
     def fault_count(self, kind: str | None = None) -> int:
         with self._lock:
             return sum(1 for k, _, _ in self.faults if kind is None or k == kind)
 
-    def _pick(self, method: str, path: str) -> Rule | None:
+    def _pick(self, method: str, path: str, body: bytes = b"") -> Rule | None:
         with self._lock:
             for rule in self.rules:
-                if not rule.matches(method, path):
+                if not rule.matches(method, path, body):
                     continue
                 rule.seen += 1
                 if rule.first is not None and rule.seen > rule.first:
@@ -268,8 +309,14 @@ class FaultProxy:
             self.requests.append((method, path))
             if headers.get("x-amz-copy-source"):
                 self.copy_requests += 1
-        if self.verify and headers.get("Authorization"):
-            problem = _check_signature(self.verify, method, path, headers)
+        auth = headers.get("Authorization") or ""
+        if auth.startswith("AWS4-HMAC-SHA256 ") and "Credential=" in auth:
+            with self._lock:
+                self.access_keys.append(auth.split("Credential=", 1)[1].split("/", 1)[0])
+        if (self.verify or self.credentials) and auth:
+            with self._lock:
+                known = dict(self.credentials)
+            problem = _check_signature(known, method, path, headers, body)
             with self._lock:
                 self.signed_requests += 1
                 if problem:
@@ -293,9 +340,10 @@ class FaultProxy:
             conn.close()
 
 
-def _check_signature(creds: tuple[str, str], method: str, path: str, headers) -> str | None:
-    """None if the request's SigV4 signature is what botocore computes, else why not."""
-    from botocore.auth import S3SigV4Auth
+def _check_signature(known: dict[str, str], method: str, path: str, headers, body: bytes = b"") -> str | None:
+    """None if the request's SigV4 signature is what botocore computes with the
+    secret of its access key in ``known``, else why not."""
+    from botocore.auth import S3SigV4Auth, SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
@@ -306,13 +354,14 @@ def _check_signature(creds: tuple[str, str], method: str, path: str, headers) ->
         part.strip().split("=", 1) for part in auth_header[len("AWS4-HMAC-SHA256 "):].split(",")
     )
     access_key, date, region, service, _ = fields["Credential"].split("/")
-    if access_key != creds[0]:
-        return f"signed with access key {access_key!r}, expected {creds[0]!r}"
+    if access_key not in known:
+        return f"signed with access key {access_key!r}, expected one of {sorted(known)!r}"
+    secret = known[access_key]
     signed = fields["SignedHeaders"].split(";")
     missing = [h for h in signed if headers.get(h) is None]
     if missing:
         return f"signed headers not sent: {missing}"
-    for required in ("host", "x-amz-date", "x-amz-content-sha256"):
+    for required in ("host", "x-amz-date") + (("x-amz-content-sha256",) if service == "s3" else ()):
         if required not in signed:
             return f"{required} is not signed"
     if headers.get("x-amz-security-token") is not None and "x-amz-security-token" not in signed:
@@ -323,14 +372,17 @@ def _check_signature(creds: tuple[str, str], method: str, path: str, headers) ->
     url = f"http://{host}{raw_path}"
     if query:
         url += "?" + query
-    request = AWSRequest(method=method, url=url, headers={h: headers[h] for h in signed})
+    request = AWSRequest(method=method, url=url, headers={h: headers[h] for h in signed},
+                         data=body if service != "s3" else None)
     request.context["timestamp"] = headers["x-amz-date"]
 
     class _Signer(S3SigV4Auth):
         def _should_sha256_sign_payload(self, request):  # the header carries the payload hash
             return False
 
-    signer = _Signer(Credentials(creds[0], creds[1], headers.get("x-amz-security-token")), service, region)
+    # S3 takes the payload hash from x-amz-content-sha256; other services (STS) hash the body.
+    signer_class = _Signer if service == "s3" else SigV4Auth
+    signer = signer_class(Credentials(access_key, secret, headers.get("x-amz-security-token")), service, region)
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if expected != fields["Signature"]:

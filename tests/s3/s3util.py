@@ -24,6 +24,8 @@ def aws_env(endpoint: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_CONFIG_FILE": os.devnull,
+        # Never ask the (link-local) EC2 instance metadata service from a test.
+        "AWS_EC2_METADATA_DISABLED": "true",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
         # Fast retries: the fault tests inject hundreds of failures.

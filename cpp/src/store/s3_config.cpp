@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "store/s3_credentials.hpp"
 #include "store/s3_util.hpp"
 #include "zvf/error.hpp"
 #include "zvf/s3.hpp"
@@ -55,6 +56,41 @@ long env_number(const EnvLookup& env, const std::string& name, long fallback, lo
     invalid("environment variable " + name + "='" + *v + "' is not a whole number in [" + std::to_string(lo) + ", " +
             std::to_string(hi) + "]");
   return n;
+}
+
+// S3's limits: parts of 5 MiB to 5 GiB (the last may be smaller), objects up to 5 TiB.
+constexpr std::size_t kMinPart = std::size_t{5} << 20, kMaxPart = std::size_t{5} << 30;
+constexpr std::size_t kMaxObject = std::size_t{5} << 40;
+
+// A byte count: "67108864", "64M", "64MiB", "5G" (K, M, G, T are powers of 1024).
+std::size_t env_size(const EnvLookup& env, const std::string& name, std::size_t fallback, std::size_t lo,
+                     std::size_t hi) {
+  auto v = nonempty(env, name);
+  if (!v) return fallback;
+  const std::string text = *v;
+  std::size_t i = 0;
+  unsigned long long n = 0;
+  bool any = false;
+  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
+    any = true;
+    if (n > (1ULL << 50)) break;
+    n = n * 10 + static_cast<unsigned>(text[i] - '0');
+  }
+  std::string unit = lower(text.substr(i));
+  if (unit.size() > 1 && (unit.substr(1) == "ib" || unit.substr(1) == "b")) unit = unit.substr(0, 1);
+  int shift = -1;
+  if (unit.empty() || unit == "b") shift = 0;
+  else if (unit == "k") shift = 10;
+  else if (unit == "m") shift = 20;
+  else if (unit == "g") shift = 30;
+  else if (unit == "t") shift = 40;
+  const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "] bytes";
+  if (!any || shift < 0 || n > (1ULL << 50))
+    invalid("environment variable " + name + "='" + text + "' is not a size in bytes (e.g. 67108864 or 64MiB)");
+  const unsigned long long bytes = n << shift;
+  if ((bytes >> shift) != n || bytes < lo || bytes > hi)
+    invalid("environment variable " + name + "='" + text + "' is outside " + range);
+  return static_cast<std::size_t>(bytes);
 }
 
 bool env_flag(const EnvLookup& env, const std::string& name) {
@@ -142,51 +178,27 @@ S3Config s3_config_from_url(const std::string& url, const EnvLookup& env) {
   c.prefix = prefix;
 
   // Profile files.
-  const bool profile_explicit = opts.count("profile") || nonempty(env, "AWS_PROFILE");
-  const std::string profile = opts.count("profile") ? opts["profile"] : nonempty(env, "AWS_PROFILE").value_or("default");
-  const std::string cred_path = aws_file(env, "AWS_SHARED_CREDENTIALS_FILE", "credentials");
-  const std::string conf_path = aws_file(env, "AWS_CONFIG_FILE", "config");
-  s3::Ini creds_ini, conf_ini;
-  if (!cred_path.empty())
-    if (auto t = read_text(cred_path)) creds_ini = s3::parse_ini(*t);
-  if (!conf_path.empty())
-    if (auto t = read_text(conf_path)) conf_ini = s3::parse_ini(*t);
-  const std::map<std::string, std::string>* cred_section = nullptr;
+  s3::CredentialSettings cs;
+  cs.env = env;
+  cs.profile_from_url = opts.count("profile") > 0;
+  cs.profile_explicit = cs.profile_from_url || nonempty(env, "AWS_PROFILE").has_value();
+  cs.profile = cs.profile_from_url ? opts["profile"] : nonempty(env, "AWS_PROFILE").value_or("default");
+  cs.credentials_path = aws_file(env, "AWS_SHARED_CREDENTIALS_FILE", "credentials");
+  cs.config_path = aws_file(env, "AWS_CONFIG_FILE", "config");
+  if (!cs.credentials_path.empty())
+    if (auto t = read_text(cs.credentials_path)) cs.credentials_file = s3::parse_ini(*t);
+  if (!cs.config_path.empty())
+    if (auto t = read_text(cs.config_path)) cs.config_file = s3::parse_ini(*t);
+  cs.home = nonempty(env, "HOME").value_or("");
   const std::map<std::string, std::string>* conf_section = nullptr;
-  if (auto it = creds_ini.find(profile); it != creds_ini.end()) cred_section = &it->second;
-  if (auto it = conf_ini.find("profile " + profile); it != conf_ini.end()) conf_section = &it->second;
-  else if (profile == "default")
-    if (auto d = conf_ini.find("default"); d != conf_ini.end()) conf_section = &d->second;
-  auto profile_value = [&](const std::string& key) -> std::optional<std::string> {
-    for (const auto* sec : {cred_section, conf_section}) {
-      if (!sec) continue;
-      if (auto it = sec->find(key); it != sec->end() && !it->second.empty()) return it->second;
-    }
-    return std::nullopt;
-  };
+  if (auto it = cs.config_file.find("profile " + cs.profile); it != cs.config_file.end()) conf_section = &it->second;
+  else if (cs.profile == "default")
+    if (auto d = cs.config_file.find("default"); d != cs.config_file.end()) conf_section = &d->second;
   auto config_value = [&](const std::string& key) -> std::optional<std::string> {
     if (!conf_section) return std::nullopt;
     if (auto it = conf_section->find(key); it != conf_section->end() && !it->second.empty()) return it->second;
     return std::nullopt;
   };
-
-  // Credentials: the environment, unless the URL names a profile; then the profile.
-  auto env_key = nonempty(env, "AWS_ACCESS_KEY_ID"), env_secret = nonempty(env, "AWS_SECRET_ACCESS_KEY");
-  if (env_key && env_secret && !opts.count("profile")) {
-    c.access_key = *env_key;
-    c.secret_key = *env_secret;
-    c.session_token = nonempty(env, "AWS_SESSION_TOKEN").value_or(nonempty(env, "AWS_SECURITY_TOKEN").value_or(""));
-    c.credentials_from = "environment (AWS_ACCESS_KEY_ID)";
-  } else if (auto k = profile_value("aws_access_key_id"), s = profile_value("aws_secret_access_key"); k && s) {
-    c.access_key = *k;
-    c.secret_key = *s;
-    c.session_token = profile_value("aws_session_token").value_or("");
-    c.credentials_from = "profile '" + profile + "'";
-  } else {
-    if (profile_explicit && !cred_section && !conf_section)
-      invalid("AWS profile '" + profile + "' (for '" + url + "') is in neither " + cred_path + " nor " + conf_path);
-    c.credentials_from = "none (anonymous requests)";
-  }
 
   if (opts.count("region") && !opts["region"].empty()) c.region = opts["region"];
   else if (auto r = nonempty(env, "AWS_REGION")) c.region = *r;
@@ -195,6 +207,17 @@ S3Config s3_config_from_url(const std::string& url, const EnvLookup& env) {
   for (char ch : c.region)
     if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_')
       invalid("'" + c.region + "' is not a valid AWS region name");
+
+  // Credentials: the AWS chain (s3_credentials.cpp); nothing is fetched yet.
+  c.log = env_flag(env, "ZVF_S3_LOG");
+  cs.region = c.region;
+  cs.log = c.log;
+  try {
+    c.credentials = s3::resolve_credentials(cs);
+  } catch (const Error& e) {
+    invalid(std::string(e.what()) + " (for '" + url + "')");
+  }
+  c.credentials_from = c.credentials ? c.credentials->describe() : "none (anonymous requests)";
 
   std::optional<std::string> endpoint;
   if (opts.count("endpoint")) endpoint = opts["endpoint"];
@@ -225,19 +248,13 @@ S3Config s3_config_from_url(const std::string& url, const EnvLookup& env) {
   c.connect_timeout_ms = env_number(env, "ZVF_S3_CONNECT_TIMEOUT_MS", c.connect_timeout_ms, 1, 3600000);
   c.request_timeout_ms = env_number(env, "ZVF_S3_REQUEST_TIMEOUT_MS", c.request_timeout_ms, 0, 86400000);
   c.stall_timeout_s = env_number(env, "ZVF_S3_STALL_TIMEOUT_S", c.stall_timeout_s, 0, 86400);
-  c.log = env_flag(env, "ZVF_S3_LOG");
+  c.multipart_threshold = env_size(env, "ZVF_S3_MULTIPART_THRESHOLD", c.multipart_threshold, 0, kMaxObject);
+  c.part_size = env_size(env, "ZVF_S3_PART_SIZE", c.part_size, kMinPart, kMaxPart);
   return c;
 }
 
 std::string s3_redact(const S3Config& config, std::string text) {
-  for (const std::string* secret : {&config.secret_key, &config.session_token, &config.access_key}) {
-    if (secret->size() < 4) continue;
-    for (std::size_t pos = 0; (pos = text.find(*secret, pos)) != std::string::npos;) {
-      text.replace(pos, secret->size(), "***");
-      pos += 3;
-    }
-  }
-  return text;
+  return config.credentials ? config.credentials->redact(std::move(text)) : text;
 }
 
 }  // namespace zvf

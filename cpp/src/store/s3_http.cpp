@@ -93,13 +93,19 @@ std::size_t read_header(char* data, std::size_t size, std::size_t nitems, void* 
   while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
   if (line.rfind("HTTP/", 0) == 0) {
     resp->content_length.reset();  // a new response (after "100 Continue" or a redirect)
+    resp->etag.clear();
     return n;
   }
   const std::size_t colon = line.find(':');
   if (colon == std::string::npos) return n;
   std::string name = line.substr(0, colon);
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (name == "content-length") {
+  if (name == "etag") {
+    std::size_t i = colon + 1;
+    while (i < line.size() && line[i] == ' ') ++i;
+    resp->etag = line.substr(i);
+    while (!resp->etag.empty() && resp->etag.back() == ' ') resp->etag.pop_back();
+  } else if (name == "content-length") {
     std::size_t v = 0, i = colon + 1;
     while (i < line.size() && line[i] == ' ') ++i;
     bool any = false;
@@ -119,7 +125,7 @@ std::size_t read_header(char* data, std::size_t size, std::size_t nitems, void* 
 
 struct HttpClient::Pool {
   S3Config config;
-  std::string sigv4;
+  std::string sigv4;  // "aws:amz:REGION:s3"
   std::mutex m;
   std::vector<CURL*> idle;
   CURLSH* share = nullptr;
@@ -235,10 +241,10 @@ HttpResponse HttpClient::perform(const HttpRequest& req) const {
   // it would cost this much per PUT.
   curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 300L);
   if (!c.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, c.ca_bundle.c_str());
-  if (!c.access_key.empty()) {
+  if (req.credentials && !req.credentials->access_key.empty()) {
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, p.sigv4.c_str());
-    curl_easy_setopt(h, CURLOPT_USERNAME, c.access_key.c_str());
-    curl_easy_setopt(h, CURLOPT_PASSWORD, c.secret_key.c_str());
+    curl_easy_setopt(h, CURLOPT_USERNAME, req.credentials->access_key.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, req.credentials->secret_key.c_str());
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, guard.headers);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &read_header);
@@ -266,6 +272,66 @@ HttpResponse HttpClient::perform(const HttpRequest& req) const {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
 
+  const CURLcode rc = curl_easy_perform(h);
+  resp.curl_code = static_cast<int>(rc);
+  if (rc != CURLE_OK) {
+    resp.curl_error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    while (!resp.curl_error.empty() && (resp.curl_error.back() == '\n' || resp.curl_error.back() == '\r'))
+      resp.curl_error.pop_back();
+  }
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  resp.status = status;
+  return resp;
+}
+
+HttpResponse perform_simple(const SimpleRequest& req) {
+  global_init();
+  HttpResponse resp;
+  CURL* h = curl_easy_init();
+  if (!h) fail(Error::Code::IO, "cannot create a libcurl handle");
+  curl_slist* headers = nullptr;
+  struct Cleanup {
+    CURL* h;
+    curl_slist*& headers;
+    ~Cleanup() {
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(h);
+    }
+  } cleanup{h, headers};
+  for (const auto& line : req.headers) {
+    curl_slist* next = curl_slist_append(headers, line.c_str());
+    if (!next) fail(Error::Code::IO, "out of memory building a request");
+    headers = next;
+  }
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "zvf/0.1");
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, req.connect_timeout_ms);
+  if (req.timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req.timeout_ms);
+  if (!req.sigv4_scope.empty() && req.credentials && !req.credentials->access_key.empty()) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, req.sigv4_scope.c_str());
+    curl_easy_setopt(h, CURLOPT_USERNAME, req.credentials->access_key.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, req.credentials->secret_key.c_str());
+  }
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &read_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+  if (req.method == "POST") {
+    // Copied, so libcurl can hash it for the signature.
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, req.body.c_str());
+  } else if (req.method == "PUT") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, req.body.c_str());
+  } else if (req.method != "GET") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
   const CURLcode rc = curl_easy_perform(h);
   resp.curl_code = static_cast<int>(rc);
   if (rc != CURLE_OK) {

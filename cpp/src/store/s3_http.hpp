@@ -19,6 +19,7 @@ struct HttpRequest {
   std::string url;                     // fully encoded, query already canonical (sorted)
   std::vector<std::string> headers;    // "Name: value"
   std::span<const ByteSpan> body;      // PUT/POST payload, sent without copying
+  const AwsCredentials* credentials = nullptr;  // signs the request; null or no key: unsigned
 };
 
 struct HttpResponse {
@@ -27,6 +28,7 @@ struct HttpResponse {
   long status = 0;                     // HTTP status, 0 if none was received
   Bytes body;
   std::optional<std::size_t> content_length;  // as announced by the server
+  std::string etag;                    // the ETag header, quotes included ("" if none)
 };
 
 class HttpClient {
@@ -47,5 +49,20 @@ class HttpClient {
   struct Pool;
   std::unique_ptr<Pool> pool_;
 };
+
+// One request outside the S3 pool, for credential endpoints (STS, container,
+// instance metadata, SSO): a fresh handle, `body` sent as is, and when
+// `sigv4_scope` ("aws:amz:REGION:SERVICE") is set, signed with `credentials`.
+struct SimpleRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;
+  std::string body;
+  std::string sigv4_scope;
+  const AwsCredentials* credentials = nullptr;
+  long connect_timeout_ms = 2000;
+  long timeout_ms = 10000;
+};
+HttpResponse perform_simple(const SimpleRequest& request);
 
 }  // namespace zvf::s3

@@ -1,7 +1,9 @@
 // S3Store: the Store contract over the S3 REST API.
 //
 //   get        GET object (404 -> nullopt)
-//   set        PUT object, one request (S3 makes it atomic)
+//   set        PUT object, one request (S3 makes it atomic); above the multipart
+//              threshold CreateMultipartUpload, UploadPart (in parallel), then
+//              CompleteMultipartUpload, or AbortMultipartUpload on failure
 //   exists     HEAD object
 //   erase      DELETE object (a missing key is fine)
 //   list       ListObjectsV2 under the prefix, every page
@@ -11,9 +13,11 @@
 //
 // Every request goes through execute(), which retries transient failures
 // (5xx, 429, SlowDown, RequestTimeout, resets, timeouts, truncated bodies) with
-// capped, jittered exponential backoff, and turns the rest into Error(IO) that
+// capped, jittered exponential backoff, signs each attempt with the current
+// credentials (renewed on ExpiredToken), and turns the rest into Error(IO) that
 // name the operation, the key and the last status, never a credential.
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -22,9 +26,11 @@
 #include <functional>
 #include <mutex>
 #include <random>
+#include <semaphore>
 #include <set>
 #include <thread>
 
+#include "store/s3_credentials.hpp"
 #include "store/s3_http.hpp"
 #include "store/s3_util.hpp"
 #include "zvf/error.hpp"
@@ -38,6 +44,44 @@ using s3::HttpResponse;
 namespace {
 
 constexpr std::size_t kDeleteBatch = 1000;  // the DeleteObjects maximum
+constexpr std::size_t kMaxParts = 10000;    // parts per multipart upload
+
+// The bytes [lo, hi) of the concatenation of `parts`, as spans into them.
+std::vector<ByteSpan> slice(std::span<const ByteSpan> parts, std::size_t lo, std::size_t hi) {
+  std::vector<ByteSpan> out;
+  std::size_t offset = 0;
+  for (const ByteSpan& p : parts) {
+    const std::size_t begin = std::max(lo, offset), end = std::min(hi, offset + p.size());
+    if (begin < end) out.push_back(p.subspan(begin - offset, end - begin));
+    offset += p.size();
+    if (offset >= hi) break;
+  }
+  return out;
+}
+
+// The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, "-", the
+// part count. nullopt if a part's ETag is not an MD5 (e.g. SSE-KMS).
+std::optional<std::string> multipart_etag(const std::vector<std::string>& part_etags) {
+  std::string digests;
+  for (std::string e : part_etags) {
+    e.erase(std::remove(e.begin(), e.end(), '"'), e.end());
+    if (e.size() != 32) return std::nullopt;
+    for (std::size_t i = 0; i < 32; i += 2) {
+      const int hi = std::isxdigit(static_cast<unsigned char>(e[i])) ? std::stoi(e.substr(i, 1), nullptr, 16) : -1;
+      const int lo = std::isxdigit(static_cast<unsigned char>(e[i + 1])) ? std::stoi(e.substr(i + 1, 1), nullptr, 16) : -1;
+      if (hi < 0 || lo < 0) return std::nullopt;
+      digests += static_cast<char>(hi * 16 + lo);
+    }
+  }
+  const auto d = s3::md5(digests);
+  std::string hex;
+  char buf[3];
+  for (auto b : d) {
+    std::snprintf(buf, sizeof buf, "%02x", b);
+    hex += buf;
+  }
+  return "\"" + hex + "-" + std::to_string(part_etags.size()) + "\"";
+}
 
 std::string normalize_prefix(const std::string& prefix) {
   if (prefix.empty()) return prefix;
@@ -87,8 +131,10 @@ struct S3Store::Impl {
   std::string bucket_path; // "/bucket" (path style) or "" (virtual host)
   std::string root;        // "prefix/" or ""
   std::string location;    // "s3://bucket/prefix"
+  // Part uploads in flight across all multipart uploads of this store.
+  mutable std::counting_semaphore<> part_slots;
 
-  explicit Impl(S3Config c) : cfg(std::move(c)), http(cfg) {
+  explicit Impl(S3Config c) : cfg(std::move(c)), http(cfg), part_slots(std::max(1, cfg.concurrency)) {
     std::string endpoint = cfg.endpoint.empty() ? "https://s3." + cfg.region + ".amazonaws.com" : cfg.endpoint;
     if (cfg.path_style) {
       origin = endpoint;
@@ -106,11 +152,8 @@ struct S3Store::Impl {
   }
   std::string where(const std::string& key) const { return location + "/" + key; }
 
-  std::vector<std::string> base_headers() const {
-    std::vector<std::string> h = {"x-amz-content-sha256: UNSIGNED-PAYLOAD"};
-    if (!cfg.session_token.empty()) h.push_back("x-amz-security-token: " + cfg.session_token);
-    return h;
-  }
+  // (The session token is added per attempt, by execute(): credentials may be renewed in between.)
+  std::vector<std::string> base_headers() const { return {"x-amz-content-sha256: UNSIGNED-PAYLOAD"}; }
 
   [[noreturn]] void raise(Error::Code code, const std::string& message) const {
     fail(code, s3_redact(cfg, message));
@@ -144,8 +187,21 @@ struct S3Store::Impl {
   HttpResponse execute(const HttpRequest& req, const std::string& what, const std::string& at,
                        std::initializer_list<long> pass = {}, bool body_may_hold_error = false) const {
     std::string last;
+    bool renewed = false;
     for (int attempt = 1;; ++attempt) {
-      HttpResponse r = http.perform(req);
+      AwsCredentials creds;
+      if (cfg.credentials) {
+        try {
+          creds = cfg.credentials->current();
+        } catch (const Error& e) {
+          raise(e.code(), "S3 " + what + " at " + at + ": no credentials: " + e.what());
+        }
+      }
+      HttpRequest signed_req = req;
+      signed_req.credentials = &creds;
+      if (!creds.access_key.empty() && !creds.session_token.empty())
+        signed_req.headers.push_back("x-amz-security-token: " + creds.session_token);
+      HttpResponse r = http.perform(signed_req);
       if (r.curl_code != 0) {
         last = std::string(s3::HttpClient::truncated(r.curl_code) ? "truncated response: " : "network error: ") +
                r.curl_error + " (curl error " + std::to_string(r.curl_code) + ")";
@@ -165,6 +221,24 @@ struct S3Store::Impl {
       } else {
         const std::string code = s3::xml_text(text_of(r.body), "Code").value_or("");
         last = status_text(r);
+        // (A HEAD answer has no body to say why: a 403 there may be expiry too.)
+        const bool expired = code == "ExpiredToken" || code == "TokenRefreshRequired" || code == "InvalidToken" ||
+                             (req.method == "HEAD" && r.status == 403 && code.empty());
+        if (expired && !renewed && cfg.credentials) {
+          // Temporary credentials ran out (or the clock is off): renew once, then retry at once.
+          renewed = true;
+          bool ok = false;
+          try {
+            ok = cfg.credentials->refresh();
+          } catch (const Error& e) {
+            raise(e.code(), "S3 " + what + " at " + at + ": " + last + "; renewing the credentials failed: " + e.what());
+          }
+          if (ok) {
+            log(req.method + " " + at + ": " + last + "; credentials renewed, retrying");
+            --attempt;
+            continue;
+          }
+        }
         if (r.status == 403 || code == "AccessDenied" || code == "InvalidAccessKeyId" ||
             code == "SignatureDoesNotMatch" || code == "ExpiredToken") {
           std::string hint = code == "SignatureDoesNotMatch" ? "check the secret key and the region ('" + cfg.region + "')"
@@ -238,6 +312,84 @@ struct S3Store::Impl {
     }
   }
 
+  // One object as a multipart upload: parts in parallel (within part_slots),
+  // each retried by execute(); completed only when all arrived, aborted on any
+  // failure so that nothing becomes visible and no part stays stored.
+  void multipart_put(const std::string& key, std::span<const ByteSpan> parts, std::size_t total) const {
+    std::size_t part_size = cfg.part_size;
+    if ((total + part_size - 1) / part_size > kMaxParts) {  // S3 allows 10000 parts: grow them, in whole MiB
+      part_size = (total + kMaxParts - 1) / kMaxParts;
+      part_size = (part_size + (std::size_t{1} << 20) - 1) >> 20 << 20;
+    }
+    const std::size_t count = (total + part_size - 1) / part_size;
+    const std::string url = key_url(key), at = where(key);
+    auto headers = base_headers();
+    headers.push_back("Content-Type: application/octet-stream");
+    HttpRequest create{"POST", url + "?uploads=", headers, {}};
+    HttpResponse r = execute(create, "CreateMultipartUpload of '" + key + "'", at, {404}, true);
+    const std::string created = text_of(r.body);
+    if (r.status == 404) {
+      if (s3::xml_text(created, "Code").value_or("") == "NoSuchBucket") no_bucket("PUT of '" + key + "'");
+      raise(Error::Code::IO, "S3 CreateMultipartUpload of '" + key + "' at " + at + " failed: " + status_text(r));
+    }
+    const std::string upload_id = s3::xml_text(created, "UploadId").value_or("");
+    if (upload_id.empty())
+      raise(Error::Code::IO, "S3 CreateMultipartUpload of '" + key + "' at " + at + ": the response has no UploadId");
+    const std::string upload_query = "uploadId=" + s3::uri_encode(upload_id, false);
+
+    std::vector<std::string> etags(count);
+    try {
+      run_parallel(count, static_cast<int>(std::min<std::size_t>(count, cfg.concurrency)), [&](std::size_t i) {
+        part_slots.acquire();
+        struct Release {
+          std::counting_semaphore<>& s;
+          ~Release() { s.release(); }
+        } release{part_slots};
+        const std::size_t lo = i * part_size, hi = std::min(total, lo + part_size);
+        const std::vector<ByteSpan> body = slice(parts, lo, hi);
+        const std::string number = std::to_string(i + 1);
+        const std::string what = "PUT of part " + number + " of " + std::to_string(count) + " of '" + key + "'";
+        HttpRequest put{"PUT", url + "?partNumber=" + number + "&" + upload_query, base_headers(), body};
+        HttpResponse pr = execute(put, what, at);
+        if (pr.etag.empty()) raise(Error::Code::IO, "S3 " + what + " at " + at + ": the response has no ETag");
+        etags[i] = pr.etag;
+      });
+      std::string xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
+      for (std::size_t i = 0; i < count; ++i)
+        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + s3::xml_escape(etags[i]) +
+               "</ETag></Part>";
+      xml += "</CompleteMultipartUpload>";
+      const ByteSpan xml_body(reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size());
+      auto complete_headers = base_headers();
+      complete_headers.push_back("Content-Type: application/xml");
+      HttpRequest complete{"POST", url + "?" + upload_query, complete_headers, std::span<const ByteSpan>(&xml_body, 1)};
+      const std::string what = "CompleteMultipartUpload of '" + key + "' (" + std::to_string(count) + " parts)";
+      // An error can arrive in the body of a 200 (the status line goes out before the work is done).
+      HttpResponse cr = execute(complete, what, at, {404}, true);
+      if (cr.status == 404) {
+        // NoSuchUpload: a retry after a completion whose answer was lost. The
+        // object must then carry the ETag of exactly these parts.
+        HttpRequest head{"HEAD", url, base_headers(), {}};
+        const HttpResponse hr = execute(head, "HEAD of '" + key + "'", at, {404});
+        const auto expected = multipart_etag(etags);
+        if (hr.status == 404 || !expected || hr.etag != *expected)
+          raise(Error::Code::IO, "S3 " + what + " at " + at + " failed: " + status_text(cr));
+      } else if (text_of(cr.body).find("CompleteMultipartUploadResult") == std::string::npos) {
+        raise(Error::Code::IO, "S3 " + what + " at " + at + ": the response is not a CompleteMultipartUploadResult");
+      }
+    } catch (const Error& e) {
+      HttpRequest abort{"DELETE", url + "?" + upload_query, base_headers(), {}};
+      std::string outcome = "the multipart upload was aborted; nothing was written";
+      try {
+        execute(abort, "AbortMultipartUpload of '" + key + "'", at, {404});
+      } catch (const Error& abort_error) {
+        outcome = "aborting the multipart upload (id " + upload_id + ") failed too, so its parts stay stored until "
+                  "it is aborted or a lifecycle rule removes it: " + abort_error.what();
+      }
+      raise(e.code(), std::string(e.what()) + "; " + outcome);
+    }
+  }
+
   void delete_batch(const std::vector<std::string>& keys, std::size_t lo, std::size_t hi, bool& unsupported) const {
     std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>";
     for (std::size_t i = lo; i < hi; ++i) xml += "<Object><Key>" + s3::xml_escape(root + keys[i]) + "</Key></Object>";
@@ -291,6 +443,12 @@ void S3Store::set(const std::string& key, ByteSpan value) { set_parts(key, std::
 void S3Store::set_parts(const std::string& key, std::span<const ByteSpan> parts) {
   check_key(key);
   const Impl& s = *impl_;
+  std::size_t total = 0;
+  for (const auto& p : parts) total += p.size();
+  if (total > s.cfg.multipart_threshold) {
+    s.multipart_put(key, parts, total);
+    return;
+  }
   auto headers = s.base_headers();
   headers.push_back("Content-Type: application/octet-stream");
   HttpRequest req{"PUT", s.key_url(key), headers, parts};

@@ -5,6 +5,7 @@ target_sources(zvf PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/posix_store.cpp
   ${CMAKE_CURRENT_LIST_DIR}/memory_store.cpp
   ${CMAKE_CURRENT_LIST_DIR}/s3_config.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/s3_credentials.cpp
   ${CMAKE_CURRENT_LIST_DIR}/s3_http.cpp
   ${CMAKE_CURRENT_LIST_DIR}/s3_store.cpp
   ${CMAKE_CURRENT_LIST_DIR}/s3_util.cpp
