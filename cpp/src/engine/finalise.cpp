@@ -117,6 +117,7 @@ std::vector<std::string> sweep_orphans(Store& store, const StoreLayout& layout, 
                [&](std::size_t i) { store.erase(orphans[i]); });
   if (auto* posix = dynamic_cast<PosixStore*>(&store)) {  // temp files a killed writer left next to them
     std::set<std::string> dirs;
+    for (const auto& key : orphans) dirs.insert(key.substr(0, key.rfind('/')));
     for (const auto& d : dirs) posix->remove_temporaries(d);
   }
   return orphans;
