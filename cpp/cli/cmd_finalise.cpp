@@ -36,6 +36,9 @@ void run_finalise(const FinaliseArgs& a) {
             << " chunks";
   if (r.bounds) std::cout << ", bounds " << format_box(*r.bounds);
   std::cout << "\n";
+  if (r.orphans_removed)
+    std::cout << "removed " << r.orphans_removed << " orphan cell file" << (r.orphans_removed == 1 ? "" : "s")
+              << " that no partition claims (left by a deleted partition)\n";
 }
 
 }  // namespace

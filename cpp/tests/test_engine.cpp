@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iterator>
 #include <limits>
@@ -960,6 +961,175 @@ TEST(PartitionsFinalise, DisagreeingLayoutsConflictAtFinalise) {
   f64.attrs[0].spec.dtype = DType::F64;
   f64.attrs[0].data.resize(f64.n * 8);
   cross(kPartLayout, f64, {"intensity", "dtype"});
+}
+
+// ---- orphan cells after overlap recovery ------------------------------------
+
+// A wrong partition written elsewhere (another node's local store), then merged
+// into `s` with every file, as rsync does: its in-place cells land beside ours.
+// It claims x in [350, 600), overlapping x_300_400, with points only in
+// [400, 600): in-place cells at x chunks 4 and 5, where nothing else writes.
+void merge_wrong_partition(Store& s) {
+  const Cloud wrong = make_cloud(DType::F32, 3, 1500, {400, 0, 0}, {600, 150, 150}, 36, kPartAttrs);
+  zvf::MemoryStore elsewhere;
+  const auto sum = write_part(elsewhere, wrong, kPartLayout, x_range(350, 600));
+  ASSERT_EQ(sum.partition_id, "x_350_600");
+  ASSERT_EQ(sum.chunks_in_place, 2u);
+  for (const auto& k : elsewhere.list("")) s.set(k, zvf::ByteSpan(*elsewhere.get(k)));
+}
+
+std::map<std::string, Bytes> without_root(std::map<std::string, Bytes> snap) {
+  snap.erase("zarr.json");  // its ledger holds run ids, which differ from run to run
+  return snap;
+}
+
+std::map<std::string, Bytes> clean_run(const Cloud& c) {
+  zvf::MemoryStore clean;
+  write_slabs(clean, c, kAligned);
+  zvf::finalise(clean, {}, kExec);
+  return without_root(snapshot(clean));
+}
+
+TEST_P(Partitions, OverlapRecoverySweepsTheDeletedPartitionsCells) {
+  TestStore ts(GetParam());
+  const Cloud c = part_cloud(37, 4000);
+  write_slabs(*ts, c, kAligned);
+  merge_wrong_partition(*ts);
+  expect_error([&] { zvf::finalise(*ts, {}, kExec); }, Error::Code::Conflict, {"x_300_400", "x_350_600"});
+  // Recovery: delete the wrong partition's record, re-run the slab it covered.
+  ts->erase_prefix(".zvf/partitions/x_350_600");
+  write_part(*ts, c.slab(300, 400), kPartLayout, x_range(300, 400));
+  const auto rep = zvf::finalise(*ts, {}, kExec);
+  EXPECT_TRUE(rep.changed);
+  // 2 chunks x (vertices, fragments, intensity, rgb).
+  EXPECT_EQ(rep.orphans_removed, 8u);
+  EXPECT_TRUE(same_rows(read_all(*ts, c), c));
+  EXPECT_TRUE(cells_match_presence(*ts));
+  EXPECT_TRUE(same_snapshot(clean_run(c), without_root(snapshot(*ts))));
+  EXPECT_FALSE(has_staging(*ts));
+  const auto again = zvf::finalise(*ts, {}, kExec);
+  EXPECT_FALSE(again.changed);
+  EXPECT_EQ(again.orphans_removed, 0u);
+}
+
+TEST_P(Partitions, OrphansSweptWhenNothingIsLeftToMerge) {
+  // The wrong partition arrives after the store was finalised; once its record
+  // is deleted nothing is pending, and finalising again still removes its cells.
+  TestStore ts(GetParam());
+  const Cloud c = part_cloud(38, 4000);
+  write_slabs(*ts, c, kAligned);
+  zvf::finalise(*ts, {}, kExec);
+  const auto final_state = snapshot(*ts);
+  merge_wrong_partition(*ts);
+  // On POSIX, a writer killed inside a cell write leaves a temporary file beside it.
+  const std::string tmp = ts.path + "/0/vertices/c/4/0/0.4242-0123456789abcdef.zvftmp";
+  if (GetParam() == Backend::Posix) std::ofstream(tmp) << "x";
+  expect_error([&] { zvf::finalise(*ts, {}, kExec); }, Error::Code::Conflict, {"x_300_400", "x_350_600"});
+  ts->erase_prefix(".zvf/partitions/x_350_600");
+  const auto rep = zvf::finalise(*ts, {}, kExec);
+  EXPECT_TRUE(rep.changed);
+  EXPECT_EQ(rep.orphans_removed, 8u);
+  EXPECT_TRUE(rep.merged.empty());
+  if (GetParam() == Backend::Posix) EXPECT_FALSE(fs::exists(tmp)) << "the killed writer's temporary file survived";
+  EXPECT_TRUE(same_snapshot(final_state, snapshot(*ts))) << "only the orphan cells may change";
+  EXPECT_FALSE(has_staging(*ts));
+}
+
+TEST_P(Partitions, OrphanSweepNeverTouchesAnIncompletePartitionsCells) {
+  TestStore ts(GetParam());
+  const Cloud c = part_cloud(39, 4000);
+  write_slabs(*ts, c, kAligned);
+  merge_wrong_partition(*ts);
+  // The wrong partition looks killed mid-write: it started, its manifest is gone.
+  ts->erase(".zvf/partitions/x_350_600/manifest.json");
+  const auto before = snapshot(*ts);
+  expect_error([&] { zvf::finalise(*ts, {}, kExec); }, Error::Code::Conflict, {"x_350_600", "did not finish"});
+  EXPECT_TRUE(same_snapshot(before, snapshot(*ts)));
+}
+
+// A store that runs a hook before selected operations of the store it wraps:
+// lets a test act at a precise point inside finalise() (a task starting, a crash).
+class HookedStore final : public Store {
+ public:
+  using Hook = std::function<void(const std::string& op, const std::string& key)>;
+  HookedStore(Store& inner, Hook hook) : inner_(inner), hook_(std::move(hook)) {}
+  std::optional<Bytes> get(const std::string& k) const override { return inner_.get(k); }
+  void set(const std::string& k, zvf::ByteSpan v) override {
+    hook_("set", k);
+    inner_.set(k, v);
+  }
+  using Store::set;
+  bool exists(const std::string& k) const override { return inner_.exists(k); }
+  void erase(const std::string& k) override {
+    hook_("erase", k);
+    inner_.erase(k);
+  }
+  void erase_prefix(const std::string& p) override { inner_.erase_prefix(p); }
+  std::vector<std::string> list(const std::string& p) const override {
+    hook_("list", p);
+    return inner_.list(p);
+  }
+  std::string describe() const override { return inner_.describe(); }
+  bool root_exists() const override { return inner_.root_exists(); }
+
+ private:
+  Store& inner_;
+  Hook hook_;
+};
+
+TEST(PartitionsFinalise, TaskStartingDuringTheSweepIsRefusedAndFinaliseRepeatsSafely) {
+  zvf::MemoryStore s;
+  const Cloud c = part_cloud(40, 4000);
+  // Finalised without the last slab, which then runs: its pieces go into the
+  // boundary chunk x in [300, 400) that the store already holds.
+  write_slabs(s, c, {-kInf, 73.25, 222.125, 333.375});
+  zvf::finalise(s, {}, kExec);
+  write_part(s, c.slab(333.375, kInf), kPartLayout, x_range(333.375, kInf));
+  merge_wrong_partition(s);
+  s.erase_prefix(".zvf/partitions/x_350_600");  // its cells stay: orphans
+  // While finalise lists cells for the sweep, a new task starts (after the scan).
+  bool started = false;
+  HookedStore hooked(s, [&](const std::string& op, const std::string& key) {
+    if (op == "list" && key == "0/vertices/c" && !started) {
+      started = true;
+      s.set(".zvf/partitions/y_0_10/started.json", std::string(R"({"id": "y_0_10", "run_id": "r1", "range": null})"));
+    }
+    EXPECT_FALSE(op == "erase" && key.starts_with("0/")) << "a cell was erased: " << key;
+  });
+  expect_error([&] { zvf::finalise(hooked, {}, kExec); }, Error::Code::Conflict, {"changed while finalising"});
+  ASSERT_TRUE(started);
+  EXPECT_TRUE(s.exists("0/vertices/c/4/0/0")) << "the refused sweep removed a cell";
+  // The task goes away (here: its record is removed); finalising again must give
+  // the right rows, although the boundary cell was already rebuilt once.
+  s.erase_prefix(".zvf/partitions/y_0_10");
+  const auto rep = zvf::finalise(s, {}, kExec);
+  EXPECT_EQ(rep.orphans_removed, 8u);
+  EXPECT_EQ(rep.vertex_count, c.n);
+  EXPECT_TRUE(same_rows(read_all(s, c), c));
+  EXPECT_TRUE(cells_match_presence(s));
+}
+
+TEST(PartitionsFinalise, CrashBeforeTheMetadataThenFinaliseAgainHasNoDuplicates) {
+  // A finalisation that dies after rebuilding boundary cells (step 3) but before
+  // writing metadata must be repeatable: new pieces are not merged twice.
+  zvf::MemoryStore s;
+  const Cloud c = part_cloud(41, 4000);
+  write_slabs(s, c, {-kInf, 73.25, 222.125, 333.375});
+  zvf::finalise(s, {}, kExec);
+  write_part(s, c.slab(333.375, kInf), kPartLayout, x_range(333.375, kInf));
+  bool crashed = false;
+  HookedStore hooked(s, [&](const std::string& op, const std::string& key) {
+    if (op == "set" && key == "0/vertices/zarr.json" && !crashed) {
+      crashed = true;
+      throw zvf::Error(Error::Code::IO, "injected crash before the metadata");
+    }
+  });
+  expect_error([&] { zvf::finalise(hooked, {}, kExec); }, Error::Code::IO, {"injected"});
+  ASSERT_TRUE(crashed);
+  const auto rep = zvf::finalise(s, {}, kExec);
+  EXPECT_EQ(rep.vertex_count, c.n);
+  EXPECT_TRUE(same_rows(read_all(s, c), c));
+  EXPECT_TRUE(cells_match_presence(s));
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, Partitions, ::testing::Values(Backend::Memory, Backend::Posix),

@@ -179,7 +179,8 @@ PYBIND11_MODULE(_zvf, m) {
         return py::dict(py::arg("changed") = r.changed, py::arg("merged") = r.merged,
                         py::arg("vertex_count") = r.vertex_count, py::arg("chunk_count") = r.chunk_count,
                         py::arg("bounds") = box_or_none(r.bounds), py::arg("gaps") = r.gaps,
-                        py::arg("pyramid_dropped") = r.pyramid_dropped);
+                        py::arg("pyramid_dropped") = r.pyramid_dropped,
+                        py::arg("orphans_removed") = r.orphans_removed);
       },
       py::arg("url"), py::arg("allow_gaps") = false, py::arg("threads") = 0);
 

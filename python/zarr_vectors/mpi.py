@@ -5,7 +5,8 @@ When every rank already holds the points of its own slab, each rank calls
 arbitrary points (a shuffled reader, the output of a simulation step), call
 :func:`write_points_collective` on every rank instead: it exchanges the points
 so that each chunk has exactly one owner rank, each owner writes one partition,
-and rank 0 finalises.
+and rank 0 finalises. :func:`build_pyramid_collective` then builds the store's
+coarse levels with one share per rank, and rank 0 publishes them.
 
 mpi4py is imported only when the helper runs; it is not a dependency of the
 rest of the package.
@@ -69,7 +70,7 @@ def _signature(path, positions, chunk_shape, bin_shape, attributes, compressor):
     return sig, pos, attrs, chunk, bins
 
 
-def _raise_for(statuses, what, own=None):
+def _raise_for(statuses, what, own=None, who="write_points_collective"):
     """Raise on every rank when any rank reported an error: the rank that
     failed re-raises its own exception (``own``), the others an error of the
     same class (when it is one of ours) naming every rank that failed."""
@@ -82,7 +83,7 @@ def _raise_for(statuses, what, own=None):
     cls = getattr(_errors, failed[0][1][0], None)
     if not (isinstance(cls, type) and issubclass(cls, ZvfError)):
         cls = ZvfError
-    raise cls(f"write_points_collective: {what} failed on {len(failed)} rank(s): {text}")
+    raise cls(f"{who}: {what} failed on {len(failed)} rank(s): {text}")
 
 
 def _status(err):
@@ -298,4 +299,79 @@ def write_points_collective(
     return {"rank": rank, "axis": axis, "range": my_range, "partition": summary, "finalise": report}
 
 
-__all__ = ["write_points_collective"]
+def build_pyramid_collective(
+    path: Any,
+    factors: Any,
+    *,
+    chunk_scale_factors: Any = None,
+    reductions: Mapping[str, str] | None = None,
+    comm: Any = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Build the coarse levels of a finalised store on every rank of ``comm``; collective.
+
+    Every rank of ``comm`` (default ``MPI.COMM_WORLD``) must call this with the
+    same ``path``, ``factors``, ``chunk_scale_factors`` and ``reductions``
+    (a rank that differs is named in an
+    :class:`~zarr_vectors.errors.InvalidInputError` raised on every rank).
+    Rank ``r`` of ``n`` builds share ``r`` of every level's coarse chunks
+    (``build_pyramid(..., part=(r, n))``); once every rank has finished, rank
+    0 publishes the levels (``finalise_parts=True``). An error on any rank is
+    raised on every rank, naming the ranks that failed; the store then keeps
+    its published levels, and running the call again completes the pyramid.
+    Running it again after success writes nothing.
+
+    A pyramid built before with other settings must be replaced by a
+    single-process ``build_pyramid(..., overwrite=True)`` first.
+
+    Returns a dict on every rank: ``rank``, ``part`` (this rank's report from
+    ``build_pyramid``) and ``pyramid`` (the published pyramid's report, on
+    rank 0; None elsewhere).
+    """
+    MPI = _mpi()
+    if comm is None:
+        comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    who = "build_pyramid_collective"
+    from .multiresolution.coarsen import build_pyramid
+
+    url = store_url(path)
+    if "://" not in url:
+        url = os.path.abspath(url)
+    settings = {
+        "store": url,
+        "factors": repr(factors),
+        "chunk_scale_factors": repr(chunk_scale_factors),
+        "reductions": repr(sorted((reductions or {}).items())),
+    }
+    everyone = comm.allgather(settings)
+    for r, other in enumerate(everyone):
+        diffs = [k for k in settings if other[k] != everyone[0][k]]
+        if diffs:
+            k = diffs[0]
+            raise InvalidInputError(
+                f"{who}: rank {r} passes {k} {other[k]} but rank 0 passes {everyone[0][k]}; "
+                f"every rank must pass the same {', '.join(diffs)}"
+            )
+    options = dict(chunk_scale_factors=chunk_scale_factors, reductions=reductions, threads=threads)
+
+    # Each rank builds its part; the allgather is also the barrier before publishing.
+    part, err = None, None
+    try:
+        part = build_pyramid(path, factors, part=(rank, size), **options)
+    except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
+        err = exc
+    _raise_for(comm.allgather(_status(err)), "building the pyramid parts", err, who)
+
+    # Rank 0 publishes; everyone learns the outcome.
+    pyramid, err = None, None
+    if rank == 0:
+        try:
+            pyramid = build_pyramid(path, factors, finalise_parts=True, **options)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
+            err = exc
+    _raise_for([comm.bcast(_status(err), root=0)], "publishing the pyramid on rank 0", err, who)
+    return {"rank": rank, "part": part, "pyramid": pyramid}
+
+
+__all__ = ["build_pyramid_collective", "write_points_collective"]

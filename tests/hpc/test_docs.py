@@ -43,7 +43,8 @@ def test_every_example_is_in_the_guide():
         assert rel in shown or f.name in text, f"docs/hpc.md neither shows nor names {rel}"
     # The job scripts and the guide's Python scripts are shown in full.
     for name in ("submit_array.sh", "write_partition.py", "submit_finalise.sh", "finalise_store.py",
-                 "mpi_write.py", "mpi_collective.py", "local_nvme_then_rsync.sh", "submit_array_cli.sh"):
+                 "mpi_write.py", "mpi_collective.py", "local_nvme_then_rsync.sh", "submit_array_cli.sh",
+                 "submit_pipeline.sh", "submit_pyramid_part.sh", "submit_pyramid_publish.sh", "mpi_pyramid.py"):
         assert f"examples/hpc/{name}" in shown, f"docs/hpc.md does not show examples/hpc/{name}"
 
 

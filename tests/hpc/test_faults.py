@@ -33,11 +33,11 @@ EXIT_CONFLICT = 6
 TMP_SUFFIX = ".zvftmp"  # the POSIX store's temporary files: <key>.<unique>.zvftmp
 
 
-def slab_args(store, i, n, *, total=TOTAL, seed=41, chunk=2500.0):
+def slab_args(store, i, n, *, total=TOTAL, seed=41, chunk=2500.0, total_z=10_000.0):
     """write_partition.py's arguments. Chunks of 2500 by default: few files,
     and slab edges at 10000/3 multiples cut through chunks (staged pieces)."""
     return ["--slab-index", i, "--n-slabs", n, "--output", store, "--total-points", total, "--seed", seed,
-            "--chunk-size", chunk, "--bin-size", chunk / 4]
+            "--chunk-size", chunk, "--bin-size", chunk / 4, "--total-z", total_z]
 
 
 def write_slabs(store, indices, n, **kw):
@@ -219,14 +219,22 @@ def test_overlap_refused_at_write_time(zv, zvf_cli, tmp_path):
     assert_same_multiset(read_ours(store), expected_points(), "after a refused overlapping task")
 
 
+def level0_cells(store):
+    return {f for f in list_files(store) if f.startswith("0/") and "/c/" in f}
+
+
 def test_overlap_in_separately_written_stores_refused_at_finalisation(zv, zvf_cli, reference, tmp_path):
     """The write-time check cannot see a partition in another local store;
-    after rsync merges them, finalisation must refuse, naming both."""
+    after rsync merges them, finalisation must refuse, naming both. After the
+    documented recovery, finalisation removes the cells that only the deleted
+    partition wrote, and the store equals a clean run file for file."""
     shared = tmp_path / "shared.zarrvectors"
     a = tmp_path / "nodeA" / "scan.zarrvectors"
     b = tmp_path / "nodeB" / "scan.zarrvectors"
     write_slabs(a, [0], 4)                # z in [0, 2500)
-    write_slabs(b, [0], 2, seed=99)       # z in [0, 5000), other data
+    # A misconfigured task: z in [0, 5000) of a cloud twice as large (other
+    # data; x and y up to 20000, in chunks no correct task writes).
+    write_slabs(b, [0], 4, seed=99, total_z=20_000.0)
     for local in (a, b):
         check(run(["rsync", "-a", f"{local}/", f"{shared}/"]))
     write_slabs(shared, [2, 3], 4)        # the rest, written directly
@@ -244,13 +252,24 @@ def test_overlap_in_separately_written_stores_refused_at_finalisation(zv, zvf_cl
     parts = partition_ids(shared)
     assert parts["z_0_2500"]["complete"] and parts["z_0_5000"]["complete"], parts
     assert parts["z_0_2500"]["vertex_count"] == len(expected_points(lo=0.0, hi=2500.0)[0])
-    assert parts["z_0_5000"]["vertex_count"] == len(expected_points(seed=99, lo=0.0, hi=5000.0)[0])
+    wrong = generated(2, total_points=TOTAL, seed=99, extent=20_000.0, lo=0.0, hi=5000.0)
+    assert parts["z_0_5000"]["vertex_count"] == len(wrong[0])
 
     # Recovery (docs/hpc.md): delete the wrong partition, re-run the slabs its range covered.
     shutil.rmtree(shared / ".zvf" / "partitions" / "z_0_5000")
     write_slabs(shared, [0, 1], 4)
-    check(finalise_script(shared))
+    clean = tmp_path / "clean.zarrvectors"
+    write_slabs(clean, range(4), 4)
+    check(finalise_script(clean))
+    orphans = level0_cells(shared) - level0_cells(clean)
+    assert orphans, "the wrong partition left no cells that only it wrote: the test proves nothing"
+    proc = check(zvf(zvf_cli, "finalise", shared))
+    assert f"removed {len(orphans)} orphan cell files" in proc.stdout, describe(proc)
+    assert not level0_cells(shared) & orphans, "cells of the deleted partition survived finalisation"
+    check(finalise_script(shared))  # the pyramid and consolidated metadata, as for the clean run
     assert_same_multiset(read_ours(shared), expected_points(), "after recovering from the overlap")
+    a_, b_ = store_data_digest(shared), store_data_digest(clean)
+    assert a_ == b_, f"the recovered store differs from a clean run: {diff_trees(b_, a_)}"
     assert reference.validate(shared, level=3)["errors"] == []
 
 
@@ -331,3 +350,69 @@ def test_finalise_store_uses_build_pyramid_when_available(tmp_path):
     assert "consolidated_metadata" in root, "finalise_store.py did not consolidate the metadata last"
     if available:
         assert len(root["attributes"]["multiscales"][0]["datasets"]) > 1, "no pyramid levels were written"
+
+
+# --------------------------------------------------------------------------
+# (f) a pyramid part killed mid-build
+# --------------------------------------------------------------------------
+
+PYRAMID = ["--factors", "2,1", "--factors", "2,1"]  # as stall_pyramid.py builds
+
+
+def level_cells(store, level):
+    return {f for f in list_files(store) if f.startswith(f"{level}/") and "/c/" in f}
+
+
+def test_killed_pyramid_part_refused_then_rerun_equals_clean_run(zv, zvf_cli, reference, tmp_path):
+    store = tmp_path / "scan.zarrvectors"
+    write_slabs(store, range(2), 2)
+    check(finalise_script(store, "--no-pyramid"))
+    clean = tmp_path / "clean.zarrvectors"
+    shutil.copytree(store, clean)
+
+    # Parts 0 and 2 of 3 finish (the CLI, as in submit_pyramid_part.sh); part 1 is killed.
+    for i in (0, 2):
+        check(zvf(zvf_cli, "pyramid", store, *PYRAMID, "--part", f"{i}/3"))
+    before_kill = level_cells(store, 1) | level_cells(store, 2)
+    marker = tmp_path / "stalled"
+    victim = subprocess.Popen([sys.executable, str(HERE / "stall_pyramid.py"), str(marker), "8", str(store), "1", "3"],
+                              env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        if victim.poll() is not None:
+            out, err = victim.communicate()
+            pytest.fail(f"the pyramid part ended before it could be killed ({victim.returncode}):\n{out}\n{err}")
+        assert time.monotonic() < deadline, "the pyramid part never reached the middle of its build"
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    written = (level_cells(store, 1) | level_cells(store, 2)) - before_kill
+    assert written, "the killed part had written nothing: it was not killed mid-build"
+    assert not (store / ".zvf" / "pyramid" / "part-1-of-3.json").exists()
+    # A kill inside a cell write leaves the store's temporary file next to the
+    # cell; plant one so that publishing is seen to remove it.
+    cell = sorted(written)[0]
+    (store / f"{cell}.999999-5eed5eed5eed5eed{TMP_SUFFIX}").write_bytes(b"\x01")
+
+    # Publishing refuses, naming the missing part, and changes nothing.
+    before = tree_digest(store)
+    proc = zvf(zvf_cli, "pyramid", store, *PYRAMID, "--finalise-parts")
+    assert proc.returncode == EXIT_CONFLICT, describe(proc)
+    assert "parts 1 of 3" in proc.stderr, describe(proc)
+    assert tree_digest(store) == before, "a refused publish modified the store"
+    with pytest.raises(zv.errors.StoreNotFoundError):
+        zv.read_points(str(store), level=1)
+
+    # Re-run the part, publish: the store equals a clean run, file for file.
+    check(zvf(zvf_cli, "pyramid", store, *PYRAMID, "--part", "1/3"))
+    check(zvf(zvf_cli, "pyramid", store, *PYRAMID, "--finalise-parts"))
+    for i in range(3):
+        check(zvf(zvf_cli, "pyramid", clean, *PYRAMID, "--part", f"{i}/3"))
+    check(zvf(zvf_cli, "pyramid", clean, *PYRAMID, "--finalise-parts"))
+    a, b = tree_digest(store), tree_digest(clean)
+    assert a == b, f"pyramid after kill + re-run differs from a clean run: {diff_trees(b, a)}"
+    for k in (1, 2):
+        assert_same_multiset(reference.read(store, level=k, attrs=[]), (read_ours(store, level=k)[0], {}),
+                             f"level {k}: reference read")
+    assert reference.validate(store, level=5)["errors"] == []

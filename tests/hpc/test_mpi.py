@@ -3,22 +3,27 @@
 * examples/hpc/mpi_write.py: rank-local x-slabs, Barrier, rank 0 finalises;
   slabs aligned with chunk boundaries and slabs that are not;
 * examples/hpc/mpi_collective.py and tests/hpc/collective_worker.py:
-  zarr_vectors.mpi.write_points_collective for ranks holding arbitrary points.
+  zarr_vectors.mpi.write_points_collective for ranks holding arbitrary points;
+* examples/hpc/mpi_pyramid.py (each rank builds part (rank, size), Barrier,
+  rank 0 publishes) and tests/hpc/pyramid_worker.py:
+  zarr_vectors.mpi.build_pyramid_collective.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import assert_same_multiset, concat
+from helpers import assert_same_multiset, concat, tree_digest
 
 from . import collective_worker as worker
+from . import pyramid_worker
 from .hpcutil import EXAMPLES, describe, generated, job_env, read_ours, run
 
 HERE = Path(__file__).resolve().parent
@@ -170,3 +175,112 @@ def test_collective_without_mpi4py_says_so(tmp_path):
     proc = run([sys.executable, "-c", code], cwd=tmp_path)
     assert proc.returncode == 0 and "IMPORT-ERROR" in proc.stdout and "pip install mpi4py" in proc.stdout, describe(proc)
     assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------
+# Pyramids built by ranks: one part each, rank 0 publishes
+# --------------------------------------------------------------------------
+
+def _levels(store):
+    root = json.loads((store / "zarr.json").read_text())
+    return [d["path"] for d in root["attributes"]["multiscales"][0]["datasets"]]
+
+
+def _one_process_pyramid(store, where):
+    from zarr_vectors.multiresolution.coarsen import build_pyramid
+
+    shutil.copytree(store, where)
+    build_pyramid(str(where), pyramid_worker.FACTORS)
+    return where
+
+
+def test_mpi_pyramid_example(mpirun, reference, tmp_path):
+    store = tmp_path / "scan.zarrvectors"
+    proc = run([*mpirun, sys.executable, "-m", "mpi4py", EXAMPLES / "mpi_write.py", "--output", store,
+                "--chunk-size", 2500, "--bin-size", 625, "--total-points", TOTAL, "--seed", 23],
+               env=mpi_env(), timeout=180)
+    assert proc.returncode == 0, describe(proc)
+    one = _one_process_pyramid(store, tmp_path / "one.zarrvectors")
+
+    proc = run([*mpirun, sys.executable, "-m", "mpi4py", EXAMPLES / "mpi_pyramid.py", "--output", store,
+                "--factors", "2,1", "--factors", "2,1"], env=mpi_env(), timeout=180)
+    assert proc.returncode == 0, describe(proc)
+    assert "Pyramid published." in proc.stdout, describe(proc)
+    assert sorted(map(int, re.findall(r"rank (\d+): share \1 of 4", proc.stdout))) == [0, 1, 2, 3], describe(proc)
+
+    assert _levels(store) == ["0", "1", "2"]
+    for k in (0, 1, 2):
+        ours = read_ours(store, level=k)
+        assert_same_multiset(ours, read_ours(one, level=k), f"level {k}: 4 ranks vs one process")
+        assert_same_multiset(reference.read(store, level=k), ours, f"level {k}: reference read")
+    # Same bytes as the one-process build (both started from the same store).
+    assert tree_digest(store) == tree_digest(one)
+    report = reference.validate(store, level=5)
+    assert report["errors"] == [], f"reference validator (level 5): {report['errors']}"
+
+
+@pytest.fixture(scope="module")
+def pyramid_runs(mpirun, tmp_path_factory):
+    """Finalised stores, then one mpirun of pyramid_worker.py over all scenarios."""
+    from zarr_vectors.types.points import write_points_partition
+
+    from zarr_vectors import finalise
+
+    out = tmp_path_factory.mktemp("pyramid")
+    positions, attrs = generated(2, total_points=TOTAL, seed=24)
+    for scenario in pyramid_worker.SCENARIOS:
+        store = out / f"{scenario}.zarrvectors"
+        write_points_partition(str(store), positions, chunk_shape=(2500.0,) * 3, bin_shape=(625.0,) * 3,
+                               attributes=attrs, z_range=(0.0, 10_000.0))
+        finalise(str(store))
+    one = _one_process_pyramid(out / "ok.zarrvectors", out / "one.zarrvectors")
+    proc = run([*mpirun, sys.executable, HERE / "pyramid_worker.py", out], env=mpi_env(), timeout=300)
+    assert proc.returncode == 0, describe(proc)
+
+    def records(scenario):
+        files = [out / f"{scenario}.rank{r}.json" for r in range(4)]
+        missing = [f.name for f in files if not f.exists()]
+        assert not missing, f"ranks wrote no record: {missing}\n{describe(proc)}"
+        return [json.loads(f.read_text()) for f in files]
+
+    return out, one, records
+
+
+def test_build_pyramid_collective(pyramid_runs, reference):
+    out, one, records = pyramid_runs
+    recs = records("ok")
+    assert not [r["error"] for r in recs if "error" in r]
+    store = out / "ok.zarrvectors"
+    results = [r["ok"] for r in recs]
+    assert [r["rank"] for r in results] == [0, 1, 2, 3]
+    assert results[0]["pyramid"]["changed"] is True and all(r["pyramid"] is None for r in results[1:])
+    # Every rank built a share; the shares add up to the published levels.
+    for k, level in enumerate(results[0]["pyramid"]["levels"]):
+        assert sum(r["part"]["levels"][k]["chunk_count"] for r in results) == level["chunk_count"]
+        assert all(r["part"]["levels"][k]["chunk_count"] > 0 for r in results), results
+    assert _levels(store) == ["0", "1", "2"]
+    for k in (1, 2):
+        assert_same_multiset(read_ours(store, level=k), read_ours(one, level=k), f"level {k}: collective vs one")
+    assert tree_digest(store) == tree_digest(one)
+    # Called again: nothing to do.
+    again = [r["again"] for r in recs]
+    assert again[0]["pyramid"]["changed"] is False
+    assert all(r["part"]["changed"] is False for r in again)
+    assert reference.validate(store, level=5)["errors"] == []
+
+
+@pytest.mark.parametrize("scenario,bad_rank,words", [
+    ("bad_factors", 2, ["factors"]),
+    ("rank_fails", 3, ["threads"]),
+])
+def test_build_pyramid_collective_error_on_one_rank_raises_on_every_rank(pyramid_runs, scenario, bad_rank, words):
+    out, _, records = pyramid_runs
+    for rank, rec in enumerate(records(scenario)):
+        assert "error" in rec, f"rank {rank} did not raise in {scenario}: {rec}"
+        cls, msg = rec["error"]
+        assert cls == "InvalidInputError", (rank, cls, msg)
+        for word in words:
+            assert word in msg, f"rank {rank}: {msg!r} lacks {word!r}"
+        if rank != bad_rank:
+            assert f"rank {bad_rank}" in msg, f"rank {rank}: {msg!r} does not name rank {bad_rank}"
+    assert _levels(out / f"{scenario}.zarrvectors") == ["0"], "levels were published although a rank failed"

@@ -9,6 +9,7 @@ same points and validate the store.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from helpers import assert_same_multiset
 
-from .hpcutil import EXAMPLES, generated, job_env, read_ours, zvf_exe
+from .hpcutil import EXAMPLES, check, describe, generated, job_env, python_script, read_ours, run, zvf_exe
 
 TOTAL = 20_000
 # Few chunks (4 x 4 x 4): the reference implementation validates and reads
@@ -129,3 +130,52 @@ def test_cli_job_array(slurm, tmp_path):
                          env=env, cwd=tmp_path)
     _assert_all_completed(slurm.wait(array, final), logs)
     assert_same_multiset(read_ours(store), expected, "store written by zvf in Slurm jobs")
+
+
+def test_pipeline_with_pyramid_job_array(slurm, reference, tmp_path):
+    """submit_pipeline.sh: write array -> finalise -> pyramid array -> publish,
+    each job afterok on the one before. The levels must equal a pyramid built
+    in one process, and the reference must read every level and validate."""
+    from zarr_vectors.multiresolution.coarsen import build_pyramid
+
+    store = tmp_path / "scan.zarrvectors"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = slurm.env(job_env(OUTPUT=store, N_SLABS=2, N_PARTS=3, FACTORS="2,1 2,1", TOTAL_POINTS=TOTAL,
+                            SEED=14, ZVF_EXAMPLES=EXAMPLES, **SMALL_GRID))
+    proc = check(run(["bash", EXAMPLES / "submit_pipeline.sh"], env=env, cwd=logs))
+    jobs = dict(re.findall(r"(\w+)=(\d+)", proc.stdout))
+    assert list(jobs) == ["write", "finalise", "pyramid_parts", "publish"], describe(proc)
+    slurm.job_ids.extend(jobs.values())
+    states = slurm.wait(*jobs.values(), timeout=300)
+    _assert_all_completed(states, logs)
+    assert len(states) == 2 + 1 + 3 + 1, states
+
+    parts = jobs["pyramid_parts"]
+    for i in range(3):
+        text = (logs / f"zvf_pyramid_{parts}_{i}.out").read_text()
+        assert f"part {i}/3 done" in text, text
+    published = (logs / f"zvf_pyramid_publish_{jobs['publish']}.out").read_text()
+    assert re.search(r"level 2: \d+ vertices", published), published
+
+    # One process, same data and settings: write the cloud as one slab, finalise, build.
+    one = tmp_path / "one.zarrvectors"
+    check(run(python_script("write_partition.py", "--slab-index", 0, "--n-slabs", 1, "--output", one,
+                            "--chunk-size", SMALL_GRID["CHUNK_SIZE"], "--bin-size", SMALL_GRID["BIN_SIZE"],
+                            "--total-points", TOTAL, "--seed", 14)))
+    check(run(python_script("finalise_store.py", "--output", one, "--no-pyramid")))
+    build_pyramid(str(one), [(2.0, 1.0), (2.0, 1.0)])
+
+    expected = generated(2, total_points=TOTAL, seed=14)
+    assert_same_multiset(read_ours(store), expected, "level 0 written by the Slurm jobs")
+    for k in (0, 1, 2):
+        ours = read_ours(store, level=k)
+        assert_same_multiset(ours, read_ours(one, level=k), f"level {k}: job arrays vs one process")
+        assert_same_multiset(reference.read(store, level=k), ours, f"level {k}: reference read")
+    report = reference.validate(store, level=5)
+    assert report["errors"] == [], f"reference validator (level 5): {report['errors']}"
+    passed = "\n".join(report["passed"])
+    assert all(f"resolution_{k}" in passed for k in (1, 2)), passed
+    # finalise_store.py consolidated the metadata; publishing refreshed it.
+    consolidated = json.loads((store / "zarr.json").read_text())["consolidated_metadata"]["metadata"]
+    assert {"1/vertices", "2/vertices"} <= set(consolidated), sorted(consolidated)

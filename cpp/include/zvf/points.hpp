@@ -77,6 +77,7 @@ struct FinaliseReport {
   std::optional<Box> bounds;
   std::vector<std::string> gaps;        // human-readable gaps found (allowed or not)
   bool pyramid_dropped = false;         // coarse levels were stale and removed: rebuild them
+  std::uint64_t orphans_removed = 0;    // level-0 cell files no complete partition claimed, deleted
 };
 
 // Finalises pending partitions: checks manifests agree and do not overlap,

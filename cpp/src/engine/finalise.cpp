@@ -6,7 +6,8 @@
 //  2. if the chunk grid origin must move (negative coordinates), move in-place
 //     cells under a journal (.zvf/rekey.json) in two phases;
 //  3. merge staged pieces into boundary cells (each a pure function of the
-//     previous cell minus re-run partitions' ranges, plus the pieces);
+//     previous cell minus the pending partitions' ranges, plus the pieces), then
+//     delete level-0 cells that no complete partition claims (orphans);
 //  4. write array and level metadata, then the root zarr.json with the ledger;
 //  5. delete the staging area .zvf/.
 #include <algorithm>
@@ -95,6 +96,33 @@ std::vector<std::string> find_gaps(const std::map<std::string, PartitionRecord>&
   return gaps;
 }
 
+// Deletes the level-0 cells that no chunk of `keys` (dotted absolute keys, cells
+// addressed against `origin`) claims, and returns them: e.g. the cells of a
+// partition whose directory the user deleted after an overlap. Only called when
+// every partition in `staged` (finalise's scan) is complete, so none of them is
+// still writing. A task that started since that scan may own some of these
+// cells: then refuse instead of deleting (every earlier step is safe to repeat).
+std::vector<std::string> sweep_orphans(Store& store, const StoreLayout& layout, const std::set<std::string>& keys,
+                                       const ChunkCoord& origin, const std::vector<StagedPartition>& staged,
+                                       int threads) {
+  std::set<std::string> claimed;
+  for (const auto& k : keys) claimed.insert(cell_key(parse_dotted_key(k, layout.ndim), origin));
+  std::vector<std::string> orphans = unclaimed_cells(store, layout, claimed);
+  if (orphans.empty()) return orphans;
+  if (!same_partitions(staged, scan_partitions(store)))
+    fail(Error::Code::Conflict, "partitions of " + store.describe() +
+                                    " changed while finalising (a task started or finished meanwhile); finalise "
+                                    "again once every task has finished");
+  parallel_for(orphans.size(), io_threads(threads, store.io_concurrency()),
+               [&](std::size_t i) { store.erase(orphans[i]); });
+  if (auto* posix = dynamic_cast<PosixStore*>(&store)) {  // temp files a killed writer left next to them
+    std::set<std::string> dirs;
+    for (const auto& key : orphans) dirs.insert(key.substr(0, key.rfind('/')));
+    for (const auto& d : dirs) posix->remove_temporaries(d);
+  }
+  return orphans;
+}
+
 }  // namespace
 
 FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec& exec) {
@@ -130,8 +158,7 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
                                     "running; re-run it, then finalise again");
   }
   if (pending.empty() && !journal_pending) {
-    if (!staged.empty()) store.erase_prefix(kStaging);  // leftovers of a run that crashed after step 4
-    if (root_is_zv) {  // already final: report what is there, write nothing
+    if (root_is_zv) {  // already final: report what is there, write nothing (but orphans)
       if (ledger) {
         std::set<std::string> keys;
         for (const auto& [id, r] : ledger->partitions) {
@@ -140,9 +167,14 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
           keys.insert(r.staged.begin(), r.staged.end());
         }
         report.chunk_count = keys.size();
+        // A wrong partition deleted with nothing left to merge: its cells still go.
+        report.orphans_removed = sweep_orphans(store, ledger->layout, keys, ledger->origin, staged, threads).size();
+        report.changed = report.orphans_removed > 0;
       }
+      if (!staged.empty()) store.erase_prefix(kStaging);  // leftovers of a run that crashed after step 4
       return report;
     }
+    if (!staged.empty()) store.erase_prefix(kStaging);
   }
   if (root_is_zv && !ledger)
     fail(Error::Code::Conflict, store.describe() + " was written in one go by write_points and cannot take partitions");
@@ -161,12 +193,15 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
 
   std::map<std::string, PartitionRecord> all = ledger ? ledger->partitions : std::map<std::string, PartitionRecord>{};
   std::set<std::string> rerun;
-  std::vector<Box> rerun_ranges;
+  // Points of the previous store that lie inside a pending partition's range
+  // are replaced by that partition. Before this run that is only a re-run's old
+  // points (ranges are disjoint), but after a finalisation that stopped between
+  // steps 3 and 4 the rebuilt cells also hold new partitions' pieces: dropping
+  // every pending range makes the rebuild a pure function, safe to repeat.
+  std::vector<Box> pending_ranges;
   for (auto& r : pending) {
-    if (all.count(r.id)) {
-      rerun.insert(r.id);
-      rerun_ranges.push_back(r.range);
-    }
+    if (all.count(r.id)) rerun.insert(r.id);
+    pending_ranges.push_back(r.range);
     all[r.id] = r;
   }
   for (auto a = all.begin(); a != all.end(); ++a)
@@ -245,8 +280,7 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
         owned.reserve(pending.size() + 1);
         if (old_keys.count(key))
           if (auto existing = read_cells(store, cl, c, target))
-            owned.push_back(rerun_ranges.empty() ? std::move(*existing)
-                                                 : drop_points_inside(*existing, cl, rerun_ranges));
+            owned.push_back(drop_points_inside(*existing, cl, pending_ranges));
         for (const auto& r : pending)
           if (std::find(r.staged.begin(), r.staged.end(), key) != r.staged.end()) {
             std::string pk = partition_dir(r.id) + "/pieces/" + key;
@@ -273,6 +307,10 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
     if (emptied[i]) new_keys.erase(rebuild_list[i]);
   for (const auto& k : old_keys)
     if (!new_keys.count(k)) erase_cells(store, cl, parse_dotted_key(k, nd), target);
+
+  // Orphans: level-0 cells that no complete partition claims.
+  const std::vector<std::string> orphans = sweep_orphans(store, layout, new_keys, target, staged, threads);
+  report.orphans_removed = orphans.size();
 
   // Level 0 changed: coarse levels built from it are stale. Withdraw them from the
   // root first (so no reader sees them), then delete them; build_pyramid again.

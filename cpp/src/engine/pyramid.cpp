@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "engine/level.hpp"
 #include "engine/parallel.hpp"
@@ -513,7 +514,12 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
       if (!j) continue;
       if ((*j)["plan"] != plan.signature)
         fail(Error::Code::Conflict, "pyramid part " + name + " was built with other settings than requested");
-      n = (*j)["count"].get<int>();
+      const int count = (*j)["count"].get<int>();
+      if (n >= 0 && count != n)  // records of an earlier run split another way
+        fail(Error::Code::Conflict, "pyramid parts in " + store.describe() + "/.zvf/pyramid were built with " +
+                                        std::to_string(n) + " and with " + std::to_string(count) +
+                                        " parts; delete the records of the run you abandoned, then finalise again");
+      n = count;
     }
     if (n < 0) fail(Error::Code::NotFound, "no pyramid parts to finalise in " + store.describe());
     std::string missing;
@@ -546,6 +552,24 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
     }
     for (std::size_t l = 0; l < plan.levels.size(); ++l) write_level_group(store, plan, plan.levels[l], counts[l]);
     write_root(store, &plan, published);
+    // Every part has finished, so no writer is active: drop the temporary files
+    // that a part killed inside a cell write left (a re-run wrote the cell anew).
+    if (auto* posix = dynamic_cast<PosixStore*>(&store)) {
+      std::set<std::string> dirs;
+      for (std::size_t l = 0; l < plan.levels.size(); ++l) {
+        const int k = plan.levels[l].level;
+        std::vector<std::string> arrays = {meta::vertices_path(k), meta::fragments_path(k)};
+        for (const auto& a : level_layout(plan, plan.levels[l]).attrs) arrays.push_back(meta::attribute_path(a.name, k));
+        for (const auto& k : nonempty[l]) {
+          const std::string cell = cell_key(parse_dotted_key(k, plan.base.ndim), plan.levels[l].origin);
+          for (const auto& a : arrays) {
+            const std::string key = a + "/" + cell;
+            dirs.insert(key.substr(0, key.rfind('/')));
+          }
+        }
+      }
+      for (const auto& d : dirs) posix->remove_temporaries(d);
+    }
     store.erase_prefix(".zvf/pyramid");
     PyramidReport r = report_of(plan, counts, nchunks);
     r.changed = true;

@@ -1,5 +1,6 @@
 #include "engine/store_state.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -171,6 +172,33 @@ std::vector<StagedPartition> scan_partitions(const Store& store) {
   }
   std::vector<StagedPartition> out;
   for (auto& [id, p] : found) out.push_back(std::move(p));
+  return out;
+}
+
+bool same_partitions(const std::vector<StagedPartition>& a, const std::vector<StagedPartition>& b) {
+  auto state = [](const std::vector<StagedPartition>& ps) {
+    std::map<std::string, std::pair<std::string, std::string>> m;
+    for (const auto& p : ps) m[p.id] = {p.started_run.value_or(""), p.manifest ? p.manifest->run_id : ""};
+    return m;
+  };
+  return state(a) == state(b);
+}
+
+std::vector<std::string> unclaimed_cells(const Store& store, const StoreLayout& layout,
+                                         const std::set<std::string>& claimed) {
+  std::set<std::string> arrays = {meta::vertices_path(), meta::fragments_path()};
+  for (const auto& a : layout.attrs) arrays.insert(meta::attribute_path(a.name));
+  std::string attr_root = meta::attribute_path("");  // "0/vertex_attributes/"
+  attr_root.pop_back();
+  for (const auto& name : store.list_dir(attr_root)) {
+    const std::string path = attr_root + "/" + name;
+    if (name != "zarr.json" && !arrays.count(path) && !store.exists(path + "/zarr.json")) arrays.insert(path);
+  }
+  std::vector<std::string> out;
+  for (const auto& array : arrays)
+    for (const auto& key : store.list(array + "/c"))
+      if (!claimed.count(key.substr(array.size() + 1))) out.push_back(key);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

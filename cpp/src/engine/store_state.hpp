@@ -5,6 +5,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,17 @@ struct StagedPartition {
 
 std::string partition_dir(const std::string& id);
 std::vector<StagedPartition> scan_partitions(const Store& store);
+// True if two scans found the same partitions in the same state (same ids,
+// started runs and manifest runs): nothing started or finished in between.
+bool same_partitions(const std::vector<StagedPartition>& a, const std::vector<StagedPartition>& b);
+
+// Level-0 cell files ("0/vertices/c/1/2/3", ...) whose cell key ("c/1/2/3")
+// is not in `claimed`. Looked at: the layout's arrays, plus attribute
+// directories that hold cells but no zarr.json (cells of a partition with
+// another layout). Used by finalisation to sweep cells that no complete
+// partition claims, e.g. those of a partition whose record was deleted.
+std::vector<std::string> unclaimed_cells(const Store& store, const StoreLayout& layout,
+                                         const std::set<std::string>& claimed);
 
 // Root zarr.json parsed; nullopt if absent.
 std::optional<json> read_root(const Store& store);

@@ -18,11 +18,14 @@ def finalise(path: Any, *, allow_gaps: bool = False, threads: int | None = None)
     overlapping or inconsistent partitions (naming them), reports gaps along
     the partition axis (refused unless ``allow_gaps``), merges the pieces of
     chunks that straddle partition edges, computes bounds and presence, and
-    writes array, level and root metadata, the root last. Idempotent: on a
-    final store with nothing pending it writes nothing (``changed`` is False).
+    writes array, level and root metadata, the root last. Level-0 cells that
+    no complete partition claims (left by a partition whose directory was
+    deleted, e.g. after an overlap) are deleted. Idempotent: on a final store
+    with nothing pending it writes nothing (``changed`` is False).
 
     Returns a dict with ``changed``, ``merged`` (partition ids), ``vertex_count``,
-    ``chunk_count``, ``bounds`` and ``gaps``.
+    ``chunk_count``, ``bounds``, ``gaps``, ``pyramid_dropped`` and
+    ``orphans_removed`` (cell files deleted).
     """
     return _zvf.finalise(store_path(path), bool(allow_gaps), threads_count(threads))
 
