@@ -49,6 +49,14 @@ def measurement(samples: list[float], unit: str = "s", **extra: Any) -> dict[str
             "p90": quantile(samples, 0.9), "n": len(samples), "samples": list(samples), **extra}
 
 
+def sig(x: float, digits: int = 3) -> str:
+    """x with `digits` significant digits, without exponent for everyday magnitudes: 0.0123, 45.6, 1234."""
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     """Least-squares y = a + b*x; returns (a, b)."""
     if len(xs) < 2 or len(set(xs)) < 2:
@@ -130,12 +138,13 @@ def run_small_child(script: str, *args: str) -> str:
 # ---- machine facts ------------------------------------------------------------------
 
 
-def _first_line_with(path: str, key: str) -> str | None:
+def _first_line_with(path: str, key: str, sep: str = ":") -> str | None:
+    """The value of the first `key<sep>value` line of a file like /proc/cpuinfo."""
     try:
         with open(path) as f:
             for line in f:
-                if line.startswith(key):
-                    return line.split(":", 1)[1].strip()
+                if line.startswith(key) and sep in line:
+                    return line.split(sep, 1)[1].strip().strip('"')
     except OSError:
         pass
     return None
@@ -182,7 +191,7 @@ def machine_info(bench_dir: str) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "ram_gib": round(int(mem_kib.split()[0]) / 2**20, 1) if mem_kib else None,
         "kernel": platform.release(),
-        "os": _first_line_with("/etc/os-release", "PRETTY_NAME") or platform.platform(),
+        "os": _first_line_with("/etc/os-release", "PRETTY_NAME", "=") or platform.platform(),
         "machine": platform.machine(),
         "python": platform.python_version(),
         "bench_dir_filesystem": filesystem_of(bench_dir),

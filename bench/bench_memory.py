@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Context, measurement, remove, run_small_child  # noqa: E402
+from _common import Context, measurement, remove, run_small_child, sig  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -79,7 +79,7 @@ def table(result: dict) -> str:
     p, m, d = result["params"], result["measurements"], result["derived"]
     mb = lambda k: f"{m[k]['median']:.0f} [{m[k]['min']:.0f}-{m[k]['max']:.0f}]"  # noqa: E731
     return "\n".join([
-        f"N = {p['n']:,} points, input arrays {p['input_bytes'] / MIB:.0f} MiB; peak RSS in MiB, median [min-max]", "",
+        f"N = {p['n']:,} points, input arrays {sig(p['input_bytes'] / MIB)} MiB; peak RSS in MiB, median [min-max]", "",
         "| what | MiB |", "|---|---|",
         f"| child that only imports numpy + zarr_vectors (baseline) | {mb('baseline_rss')} |",
         f"| child after loading the input | {mb('rss_after_load')} |",

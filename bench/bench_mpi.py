@@ -18,7 +18,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import Context, measurement  # noqa: E402
+from _common import Context, measurement, sig  # noqa: E402
 
 
 def mpirun_prefix(ranks: int) -> list[str]:
@@ -66,6 +66,6 @@ def table(result: dict) -> str:
     base = result["by_ranks"][str(min(p["ranks"]))]["throughput_mpoints_s"]
     for k, r in result["by_ranks"].items():
         w, f = r["write_to_barrier"], r["finalise"]
-        lines.append(f"| {k} | {w['median']:.3f} [{w['min']:.3f}-{w['max']:.3f}] | {r['throughput_mpoints_s']:.1f} | "
+        lines.append(f"| {k} | {w['median']:.3f} [{w['min']:.3f}-{w['max']:.3f}] | {sig(r['throughput_mpoints_s'])} | "
                      f"{f['median']:.3f} | {r['throughput_mpoints_s'] / base:.2f}x |")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Context, ReferenceSide, measurement, remove, timed  # noqa: E402
+from _common import Context, ReferenceSide, measurement, remove, sig, timed  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 from zarr_vectors.core.multiscale import finalise  # noqa: E402
@@ -129,7 +129,7 @@ def table(result: dict) -> str:
         if key in row:
             mm = row[key]
             lines.append(f"| {name} | {mm['median']:.3f} [{mm['min']:.3f}-{mm['max']:.3f}] | "
-                         f"{n / mm['median'] / 1e6:.1f} | {note(d)} |")
+                         f"{sig(n / mm['median'] / 1e6)} | {note(d)} |")
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import Context, ReferenceSide, dir_bytes, measurement, remove, run_small_child, timed  # noqa: E402
+from _common import Context, ReferenceSide, dir_bytes, measurement, remove, run_small_child, sig, timed  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 from zarr_vectors.multiresolution.coarsen import build_pyramid  # noqa: E402
@@ -106,15 +106,15 @@ def table(result: dict) -> str:
              "| what | time (s) | throughput (M points/s) | comparison |", "|---|---|---|---|"]
     o = m["ours_build"]
     lines.append(f"| ours `build_pyramid` | {o['median']:.3f} [{o['min']:.3f}-{o['max']:.3f}] | "
-                 f"{n / o['median'] / 1e6:.1f} | |")
+                 f"{sig(n / o['median'] / 1e6)} | |")
     if "reference_build" in m:
         r = m["reference_build"]
         lines.append(f"| zarr-vectors 0.9.2 `build_pyramid` | {r['median']:.3f} [{r['min']:.3f}-{r['max']:.3f}] | "
-                     f"{n / r['median'] / 1e6:.2f} | ours is {result['derived']['speedup_vs_reference']:.1f}x faster |")
+                     f"{sig(n / r['median'] / 1e6)} | ours is {result['derived']['speedup_vs_reference']:.1f}x faster |")
     lines += ["", "| store | store size (MB) | peak RSS of our build (MB) | of which Python + imports (MB) |",
               "|---|---|---|---|"]
     for row in result["rss"]:
-        lines.append(f"| {row['n']:,} points | {row['store_bytes'] / 1e6:.0f} | {row['peak_rss_kib'] / 1024:.0f} | "
+        lines.append(f"| {row['n']:,} points | {sig(row['store_bytes'] / 1e6)} | {row['peak_rss_kib'] / 1024:.0f} | "
                      f"{row['baseline_kib'] / 1024:.0f} |")
     return "\n".join(lines)
 

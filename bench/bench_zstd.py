@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Context, dir_bytes, measurement, remove, timed  # noqa: E402
+from _common import Context, dir_bytes, measurement, remove, sig, timed  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 from zarr_vectors.types.points import write_points  # noqa: E402
@@ -113,10 +113,10 @@ def run(cfg: dict, ctx: Context) -> dict:
 
 def table(result: dict) -> str:
     p, m, d = result["params"], result["measurements"], result["derived"]
-    lines = [f"N = {p['n']:,} points, {p['cells']} cells, {p['payload_bytes'] / 1e6:.1f} MB of cell payloads; "
+    lines = [f"N = {p['n']:,} points, {p['cells']} cells, {sig(p['payload_bytes'] / 1e6)} MB of cell payloads; "
              f"zstd level {p['zstd']['level']} (0 = zstd's default), checksum {p['zstd']['checksum']}; "
-             f"compressed: ours {p['compressed_bytes_ours'] / 1e6:.2f} MB, zstd alone "
-             f"{p['compressed_bytes_zstd_alone'] / 1e6:.2f} MB", "",
+             f"compressed: ours {sig(p['compressed_bytes_ours'] / 1e6)} MB, zstd alone "
+             f"{sig(p['compressed_bytes_zstd_alone'] / 1e6)} MB", "",
              "| what | time (s) | MB/s of payload | comparison |", "|---|---|---|---|"]
     rows = [("ours `write_points`, no compression", "write_none", ""),
             ("ours `write_points`, zstd", "write_zstd", f"{d['write_zstd_fraction_of_zstd_alone']:.0%} of zstd alone"),
@@ -125,5 +125,5 @@ def table(result: dict) -> str:
     for name, key, note in rows:
         mm = m[key]
         lines.append(f"| {name} | {mm['median']:.3f} [{mm['min']:.3f}-{mm['max']:.3f}] | "
-                     f"{p['payload_bytes'] / mm['median'] / 1e6:.0f} | {note} |")
+                     f"{sig(p['payload_bytes'] / mm['median'] / 1e6)} | {note} |")
     return "\n".join(lines)

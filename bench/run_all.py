@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     "tiny": {
         "points": {"sizes": [2_000, 5_000], "ref_sizes": [2_000, 5_000]},
         "zstd": {"n": 5_000},
-        "chunks": {"n": 5_000, "chunk_sizes": [500.0, 250.0, 125.0], "ref_n": 2_000,
+        "chunks": {"n": 5_000, "chunk_sizes": [500.0, 250.0, 200.0], "ref_n": 2_000,
                    "ref_chunk_sizes": [500.0, 250.0], "bins_per_axis": 4},
         "query": {"n": 5_000, "reps": 50, "ref_reps": 10, "cli_reps": 3, "budget_s": 1.0},
         "pyramid": {"n": 5_000, "rss_sizes": [5_000]},
@@ -241,6 +241,33 @@ def plot_all(results: dict, out_dir: str) -> list[str]:
     return written
 
 
+def render(results: dict, out_dir: str, plots: bool = True) -> str:
+    """Write tables.md, the plots and results.json into out_dir; print the tables; return them."""
+    names = list(results["benchmarks"])
+    tables = []
+    for name in names:
+        r = results["benchmarks"][name]
+        body = f"Skipped: {r['skipped']}" if "skipped" in r else BENCHMARKS[name][0].table(r)
+        tables.append(f"### {BENCHMARKS[name][1]}\n\n{body}\n")
+    m, v = results["machine"], results["versions"]
+    header = (f"Command: `{results['command']}` ({results['created_utc']}). Machine: {m['cpu_model']}, {m['cores']} cores, "
+              f"{m['ram_gib']} GiB RAM, Linux {m['kernel']}, {m['bench_dir_filesystem']['type']} "
+              f"({m['bench_dir_filesystem']['device']}) under the bench directory, load average "
+              f"{m['load_average_at_start'][0]:.1f} at start. Python {m['python']}, numpy {v['numpy']}, zarr {v['zarr']}, "
+              f"ours {v['zarr_vectors_ours']}, zarr-vectors {v['zarr_vectors_reference'] or '(not run)'}, "
+              f"zstandard {v['zstandard']}; commit {v['git_commit']}.\n")
+    markdown = header + "\n" + "\n".join(tables) + "\n### Issue 6 targets\n\n" + targets_table(results["targets"]) + "\n"
+    results["plots"] = [os.path.basename(p) for p in plot_all(results, out_dir)] if plots else []
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(out_dir, "tables.md"), "w") as f:
+        f.write(markdown)
+    print(markdown)
+    print(f"results in {out_dir}: results.json, tables.md, {', '.join(results['plots']) or 'no plots'}",
+          file=sys.stderr)
+    return markdown
+
+
 # ---- running -------------------------------------------------------------------------
 
 
@@ -264,6 +291,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workdir", default=None, help="directory on the filesystem to measure (default: a temp dir)")
     ap.add_argument("--out-dir", default=None, help="where results.json, tables.md and the plots go")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--render", default=None, metavar="RESULTS_JSON",
+                    help="run nothing: redo tables and plots of an earlier results.json (into --out-dir, default its directory)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error(f"--repeat must be at least 1, got {args.repeat}")
@@ -292,6 +321,14 @@ def finite_numbers_ok(result: Any) -> bool:
 
 def main(argv: list[str] | None = None, log: Callable[[str], None] | None = None) -> dict:
     args = parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            results = json.load(f)
+        out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.render))
+        os.makedirs(out_dir, exist_ok=True)
+        results["targets"] = targets(results["benchmarks"])
+        render(results, out_dir, plots=not args.no_plots)
+        return results
     now = datetime.datetime.now(datetime.timezone.utc)
     out_dir = args.out_dir or os.path.join(HERE, "results", f"{now:%Y%m%dT%H%M%SZ}-{args.size}")
     os.makedirs(out_dir, exist_ok=True)
@@ -325,27 +362,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] | None = None
             reference.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    tables = []
-    for name in names:
-        r = results["benchmarks"][name]
-        body = f"Skipped: {r['skipped']}" if "skipped" in r else BENCHMARKS[name][0].table(r)
-        tables.append(f"### {BENCHMARKS[name][1]}\n\n{body}\n")
-    m, v = results["machine"], results["versions"]
-    header = (f"Command: `{results['command']}` ({results['created_utc']}). Machine: {m['cpu_model']}, {m['cores']} cores, "
-              f"{m['ram_gib']} GiB RAM, Linux {m['kernel']}, {m['bench_dir_filesystem']['type']} "
-              f"({m['bench_dir_filesystem']['device']}) under the bench directory, load average "
-              f"{m['load_average_at_start'][0]:.1f} at start. Python {m['python']}, numpy {v['numpy']}, zarr {v['zarr']}, "
-              f"ours {v['zarr_vectors_ours']}, zarr-vectors {v['zarr_vectors_reference'] or '(not run)'}, "
-              f"zstandard {v['zstandard']}; commit {v['git_commit']}.\n")
-    markdown = header + "\n" + "\n".join(tables) + "\n### Issue 6 targets\n\n" + targets_table(results["targets"]) + "\n"
-    results["plots"] = [] if args.no_plots else [os.path.basename(p) for p in plot_all(results, out_dir)]
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(out_dir, "tables.md"), "w") as f:
-        f.write(markdown)
-    print(markdown)
-    print(f"results in {out_dir}: results.json, tables.md, {', '.join(results['plots']) or 'no plots'}",
-          file=sys.stderr)
+    render(results, out_dir, plots=not args.no_plots)
     if not finite_numbers_ok(results["benchmarks"]):
         raise SystemExit("some measurement is not a finite positive number; see results.json")
     return results
