@@ -57,6 +57,12 @@ def sig(x: float, digits: int = 3) -> str:
     return f"{x:,.{decimals}f}"
 
 
+def speedup(ours_s: float, other_s: float) -> str:
+    """'ours is 3.1x faster' or 'ours is 1.8x slower', from two times."""
+    r = other_s / ours_s
+    return f"ours is {r:.1f}x faster" if r >= 1 else f"ours is {1 / r:.1f}x slower"
+
+
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     """Least-squares y = a + b*x; returns (a, b)."""
     if len(xs) < 2 or len(set(xs)) < 2:

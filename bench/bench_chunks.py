@@ -6,6 +6,11 @@ compression) written with cubic chunks of side c for c in chunk_sizes (500 ->
 that only the chunk count changes. A least-squares line time = a + b * chunks
 gives b, the added cost per chunk. The reference is slow per chunk, so smaller
 presets give it fewer points and chunk counts; its slope b does not depend on N.
+
+The filesystem's own floor is measured next to them: the same bytes written as
+three files per chunk (vertices, fragment index, attribute: open, write, close,
+rename into a per-chunk directory, as a store does), from Python on one thread.
+Its slope is what creating three files costs on this machine.
 """
 
 from __future__ import annotations
@@ -22,6 +27,21 @@ from zarr_vectors.types.points import write_points  # noqa: E402
 
 def chunk_count(c: float) -> int:
     return round(DOMAIN / c) ** 3
+
+
+def raw_files(root: str, chunks: int, payload: bytes) -> None:
+    """Write `payload` split over `chunks` x 3 files, each created under a temporary name and renamed."""
+    per_file = max(1, len(payload) // (3 * chunks))
+    view = memoryview(payload)
+    for c in range(chunks):
+        for a, array in enumerate(("vertices", "vertex_fragments", "intensity")):
+            d = os.path.join(root, array, "c", str(c))
+            os.makedirs(d, exist_ok=True)
+            tmp, final = os.path.join(d, "0.tmp"), os.path.join(d, "0")
+            start = ((3 * c + a) * per_file) % max(1, len(payload) - per_file)
+            with open(tmp, "wb") as f:
+                f.write(view[start:start + per_file])
+            os.rename(tmp, final)
 
 
 def fit(by_chunk: dict[str, dict]) -> dict:
@@ -46,8 +66,17 @@ def run(cfg: dict, ctx: Context) -> dict:
                                                       bin_shape=(c / bpa,) * 3, attributes={"intensity": intensity})))
         ours[str(float(c))] = measurement(samples, chunks=chunk_count(c))
     remove(path)
+    payload = positions.tobytes() + intensity.tobytes()
+    raw: dict[str, dict] = {}
+    for c in cfg["chunk_sizes"]:
+        samples = []
+        for _ in range(ctx.repeat):
+            remove(path)
+            samples.append(timed(lambda: raw_files(path, chunk_count(c), payload)))
+        raw[str(float(c))] = measurement(samples, chunks=chunk_count(c))
+    remove(path)
     result = {"params": {"n": n, "bins_per_axis": bpa, "chunk_sizes": cfg["chunk_sizes"]},
-              "ours": ours, "derived": {"ours": fit(ours)}}
+              "ours": ours, "raw_files": raw, "derived": {"ours": fit(ours), "raw_files": fit(raw)}}
     if ctx.reference:
         ctx.log(f"chunks: reference at N = {cfg['ref_n']:,}, chunk sizes {cfg['ref_chunk_sizes']}")
         got = ctx.reference.call("chunks", n=cfg["ref_n"], chunk_sizes=[float(c) for c in cfg["ref_chunk_sizes"]],
@@ -64,13 +93,13 @@ def table(result: dict) -> str:
     p, d = result["params"], result["derived"]
     lines = [f"Ours at N = {p['n']:,}" + (f", the reference at N = {p['ref_n']:,}" if "reference" in result else "")
              + f"; {p['bins_per_axis']}^3 bins per chunk; time: median [min-max]", "",
-             "| chunk side | chunks | ours (s) | zarr-vectors 0.9.2 (s) |", "|---|---|---|---|"]
-    ref = result.get("reference", {})
+             "| chunk side | chunks | ours (s) | zarr-vectors 0.9.2 (s) | raw: 3 files per chunk (s) |",
+             "|---|---|---|---|---|"]
+    ref, raw = result.get("reference", {}), result.get("raw_files", {})
+    span = lambda m: f"{m['median']:.3f} [{m['min']:.3f}-{m['max']:.3f}]" if m else "-"  # noqa: E731
     for c, m in result["ours"].items():
-        r = ref.get(c)
-        rs = f"{r['median']:.3f} [{r['min']:.3f}-{r['max']:.3f}]" if r else "-"
-        lines.append(f"| {float(c):g} | {m['chunks']:,} | {m['median']:.3f} [{m['min']:.3f}-{m['max']:.3f}] | {rs} |")
-    fit_row = f"| fit: cost per chunk (µs) | | {d['ours']['b_us_per_chunk']:.1f} |"
-    fit_row += f" {d['reference']['b_us_per_chunk']:.0f} |" if "reference" in d else " - |"
-    lines.append(fit_row)
+        lines.append(f"| {float(c):g} | {m['chunks']:,} | {span(m)} | {span(ref.get(c))} | {span(raw.get(c))} |")
+    per_chunk = lambda side: f"{d[side]['b_us_per_chunk']:.1f}" if side in d else "-"  # noqa: E731
+    lines.append(f"| fit: cost per chunk (µs) | | {per_chunk('ours')} | {per_chunk('reference')} | "
+                 f"{per_chunk('raw_files')} |")
     return "\n".join(lines)

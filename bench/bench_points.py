@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Context, ReferenceSide, measurement, remove, sig, timed  # noqa: E402
+from _common import Context, ReferenceSide, measurement, remove, sig, speedup, timed  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 from zarr_vectors.core.multiscale import finalise  # noqa: E402
@@ -111,10 +111,10 @@ ROWS = [
     ("raw `numpy.fromfile`", "fromfile", lambda d: "ceiling"),
     ("ours `read_points` (all)", "read_all", lambda d: f"{d['read_all_fraction_of_fromfile']:.0%} of fromfile"),
     ("zarr-vectors 0.9.2 `write_points`", "ref_write",
-     lambda d: f"ours is {d['write_speedup_vs_reference']:.1f}x faster "
-               f"(partitioned: {d['write_4_partitions_speedup_vs_reference']:.1f}x)"),
+     lambda d: f"{speedup(1, d['write_speedup_vs_reference'])} "
+               f"(partitioned: {speedup(1, d['write_4_partitions_speedup_vs_reference'])})"),
     ("zarr-vectors 0.9.2 `read_points` (all)", "ref_read_all",
-     lambda d: f"ours is {d['read_all_speedup_vs_reference']:.1f}x faster"),
+     lambda d: speedup(1, d["read_all_speedup_vs_reference"])),
 ]
 
 

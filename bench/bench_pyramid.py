@@ -29,7 +29,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import Context, ReferenceSide, dir_bytes, measurement, remove, run_small_child, sig, timed  # noqa: E402
+from _common import (Context, ReferenceSide, dir_bytes, measurement, remove, run_small_child, sig,  # noqa: E402
+                     speedup, timed)
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 from zarr_vectors.multiresolution.coarsen import build_pyramid  # noqa: E402
@@ -110,7 +111,7 @@ def table(result: dict) -> str:
     if "reference_build" in m:
         r = m["reference_build"]
         lines.append(f"| zarr-vectors 0.9.2 `build_pyramid` | {r['median']:.3f} [{r['min']:.3f}-{r['max']:.3f}] | "
-                     f"{sig(n / r['median'] / 1e6)} | ours is {result['derived']['speedup_vs_reference']:.1f}x faster |")
+                     f"{sig(n / r['median'] / 1e6)} | {speedup(1, result['derived']['speedup_vs_reference'])} |")
     lines += ["", "| store | store size (MB) | peak RSS of our build (MB) | of which Python + imports (MB) |",
               "|---|---|---|---|"]
     for row in result["rss"]:

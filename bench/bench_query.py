@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Context, measurement, remove, timed  # noqa: E402
+from _common import Context, measurement, remove, speedup, timed  # noqa: E402
 from _workload import BIN, CHUNK, DOMAIN, points  # noqa: E402
 
 from zarr_vectors.types.points import read_points, write_points  # noqa: E402
@@ -110,7 +110,7 @@ def table(result: dict) -> str:
         mm = m[key]
         note = ""
         if key == "reference_python":
-            note = f"ours is {result['derived']['speedup_vs_reference_median']:.1f}x faster"
+            note = speedup(1, result["derived"]["speedup_vs_reference_median"])
         lines.append(f"| {name} | {mm['median'] * 1e3:.3f} | {mm['p90'] * 1e3:.3f} | "
                      f"{mm['min'] * 1e3:.3f}-{mm['max'] * 1e3:.3f} | {mm['n']} | {note} |")
     return "\n".join(lines)

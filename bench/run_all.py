@@ -192,6 +192,10 @@ def plot_all(results: dict, out_dir: str) -> list[str]:
             line_x = [0, max(xs)]
             ax.plot(line_x, [fit["a_s"] + fit["b_us_per_chunk"] * 1e-6 * x for x in line_x], "--", color="gray",
                     label=f"fit: {fit['a_s']:.3f} s + {fit['b_us_per_chunk']:.1f} µs x chunks")
+            if side == "ours" and "raw_files" in r:  # the filesystem's floor, same N
+                raw, raw_fit = list(r["raw_files"].values()), r["derived"]["raw_files"]
+                errorbar(ax, [m["chunks"] for m in raw], raw, color="C7", linestyle=":",
+                         label=f"raw: 3 files per chunk, {raw_fit['b_us_per_chunk']:.1f} µs x chunks")
             n = r["params"]["n"] if side == "ours" else r["params"]["ref_n"]
             ax.set_title(f"{'ours' if side == 'ours' else 'zarr-vectors 0.9.2'}: write of {n:,} points")
             ax.set_xlabel("chunks")

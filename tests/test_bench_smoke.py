@@ -98,7 +98,9 @@ def test_each_benchmark_compares_what_it_promises(tiny_run):
     c = b["chunks"]
     assert [m["chunks"] for m in c["ours"].values()] == [8, 64, 125]
     assert [m["chunks"] for m in c["reference"].values()] == [8, 64]
-    assert finite(c["derived"]["ours"]["b_us_per_chunk"]) and finite(c["derived"]["reference"]["b_us_per_chunk"])
+    assert [m["chunks"] for m in c["raw_files"].values()] == [8, 64, 125]
+    for side in ("ours", "reference", "raw_files"):
+        assert finite(c["derived"][side]["b_us_per_chunk"]), c["derived"]
 
     q = b["query"]
     assert q["params"]["points_returned"] > 0
