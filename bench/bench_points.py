@@ -1,13 +1,14 @@
 """Benchmark: write and read-all of N random points, ours vs zarr-vectors 0.9.2 vs raw I/O.
 
-Workload (the reference's own): N float32 xyz points uniform in a 1000^3 domain,
-chunk 200^3, bin 50^3, one float32 attribute, local filesystem, no compression.
-Every figure comes from the same run; compare ratios, not absolute times.
+Workload A (the reference's own): N float32 xyz points uniform in a 1000^3
+domain, chunk 200^3, bin 50^3, one float32 attribute, local filesystem, no
+compression. Measured at several N (the largest is the headline) so that the
+time-against-points curve comes from the same run. Compare ratios, not times.
 
     python bench/bench_points.py                    # N = 10^7, 3 repeats
     python bench/bench_points.py --n 100000 --repeat 1 --ref-python PATH
 
-Prints a Markdown table and writes JSON to --json if given.
+Part of bench/run_all.py, which runs it at several sizes.
 """
 
 from __future__ import annotations
@@ -15,35 +16,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import Context, ReferenceSide, measurement, remove, sig, speedup, timed  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
-import zarr_vectors  # noqa: E402
 from zarr_vectors.core.multiscale import finalise  # noqa: E402
 from zarr_vectors.types.points import read_points, write_points, write_points_partition  # noqa: E402
 
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+OURS = ("tofile", "fromfile", "write", "write_4_partitions", "read_all")
 
 
 def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
     positions, intensity = points(n)
     raw = f"{workdir}/raw.bin"
     one, parts = f"{workdir}/ours.zarrvectors", f"{workdir}/ours_parts.zarrvectors"
-    res: dict[str, list[float]] = {k: [] for k in ("tofile", "fromfile", "write", "write_4_partitions", "read_all")}
+    res: dict[str, list[float]] = {k: [] for k in OURS}
     slabs = [(i * 250.0, (i + 1) * 250.0) for i in range(4)]
     masks = [(positions[:, 2] >= lo) & (positions[:, 2] < hi) for lo, hi in slabs]
     slab_data = [(np.ascontiguousarray(positions[m]), np.ascontiguousarray(intensity[m])) for m in masks]
@@ -73,14 +66,71 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
         out = {}
         res["read_all"].append(timed(lambda: out.update(read_points(one))))
         assert len(out["positions"]) == n
+    for p in (one, parts, raw):
+        remove(p)
     return res
 
 
-def reference(n: int, workdir: str, repeat: int, python: str) -> dict[str, list[float]]:
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref_side.py")
-    out = subprocess.run([python, script, str(n), workdir, str(repeat)], check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run(cfg: dict, ctx: Context) -> dict:
+    """cfg: sizes (ours), ref_sizes (the reference; a subset of sizes)."""
+    sizes = sorted(cfg["sizes"])
+    ref_sizes = sorted(cfg["ref_sizes"]) if ctx.reference else []
+    by_size: dict[str, dict] = {}
+    for n in sizes:
+        ctx.log(f"points: ours at N = {n:,}")
+        by_size[str(n)] = {k: measurement(v) for k, v in ours(n, ctx.workdir, ctx.repeat).items()}
+    if ref_sizes:
+        ctx.log(f"points: reference at N = {', '.join(f'{n:,}' for n in ref_sizes)}")
+        ref = ctx.reference.call("points", sizes=ref_sizes, workdir=ctx.workdir, repeat=ctx.repeat)
+        for n in ref_sizes:
+            by_size[str(n)]["ref_write"] = measurement(ref["write"][str(n)])
+            by_size[str(n)]["ref_read_all"] = measurement(ref["read_all"][str(n)])
+
+    n = sizes[-1]
+    m = {k: v["median"] for k, v in by_size[str(n)].items()}
+    derived = {
+        "n": n,
+        "write_fraction_of_tofile": m["tofile"] / m["write"],
+        "write_4_partitions_fraction_of_tofile": m["tofile"] / m["write_4_partitions"],
+        "read_all_fraction_of_fromfile": m["fromfile"] / m["read_all"],
+    }
+    if "ref_write" in m:
+        derived["write_speedup_vs_reference"] = m["ref_write"] / m["write"]
+        derived["write_4_partitions_speedup_vs_reference"] = m["ref_write"] / m["write_4_partitions"]
+        derived["read_all_speedup_vs_reference"] = m["ref_read_all"] / m["read_all"]
+    return {"params": {"sizes": sizes, "ref_sizes": ref_sizes, "chunk_shape": CHUNK, "bin_shape": BIN,
+                       "bytes_per_point": 16, "compressor": "none"},
+            "by_size": by_size, "derived": derived}
+
+
+ROWS = [
+    ("raw `ndarray.tofile`", "tofile", lambda d: "ceiling"),
+    ("ours `write_points`", "write", lambda d: f"{d['write_fraction_of_tofile']:.0%} of tofile"),
+    ("ours 4 x `write_points_partition` + `finalise`", "write_4_partitions",
+     lambda d: f"{d['write_4_partitions_fraction_of_tofile']:.0%} of tofile"),
+    ("raw `numpy.fromfile`", "fromfile", lambda d: "ceiling"),
+    ("ours `read_points` (all)", "read_all", lambda d: f"{d['read_all_fraction_of_fromfile']:.0%} of fromfile"),
+    ("zarr-vectors 0.9.2 `write_points`", "ref_write",
+     lambda d: f"{speedup(1, d['write_speedup_vs_reference'])} "
+               f"(partitioned: {speedup(1, d['write_4_partitions_speedup_vs_reference'])})"),
+    ("zarr-vectors 0.9.2 `read_points` (all)", "ref_read_all",
+     lambda d: speedup(1, d["read_all_speedup_vs_reference"])),
+]
+
+
+def table(result: dict) -> str:
+    d = result["derived"]
+    n = d["n"]
+    row = result["by_size"][str(n)]
+    lines = [f"N = {n:,} points ({n * 16 / 1e6:.0f} MB of positions + attribute); time: median [min-max] of "
+             f"{row['write']['n']}", "",
+             "| what | time (s) | throughput (M points/s) | comparison |", "|---|---|---|---|"]
+    for name, key, note in ROWS:
+        if key in row:
+            mm = row[key]
+            lines.append(f"| {name} | {mm['median']:.3f} [{mm['min']:.3f}-{mm['max']:.3f}] | "
+                         f"{sig(n / mm['median'] / 1e6)} | {note(d)} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -95,49 +145,17 @@ def main() -> None:
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="zvf-bench-", dir=args.workdir)
+    reference = None if args.no_reference else ReferenceSide(args.ref_python)
     try:
-        res = {"ours": ours(args.n, workdir, args.repeat)}
-        if not args.no_reference:
-            res["reference"] = reference(args.n, workdir, args.repeat, args.ref_python)
+        result = run({"sizes": [args.n], "ref_sizes": [args.n]}, Context(workdir, args.repeat, reference))
     finally:
+        if reference:
+            reference.close()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    nbytes = args.n * 16
-    med = {side: {k: statistics.median(v) for k, v in r.items()} for side, r in res.items()}
-    spread = {side: {k: (min(v), max(v)) for k, v in r.items()} for side, r in res.items()}
-    o = med["ours"]
-    rows = [
-        ("raw `ndarray.tofile`", o["tofile"], "ceiling"),
-        ("ours `write_points`", o["write"], f"{o['tofile'] / o['write']:.0%} of tofile"),
-        ("ours 4 x `write_points_partition` + `finalise`", o["write_4_partitions"],
-         f"{o['tofile'] / o['write_4_partitions']:.0%} of tofile"),
-        ("raw `numpy.fromfile`", o["fromfile"], "ceiling"),
-        ("ours `read_points` (all)", o["read_all"], f"{o['fromfile'] / o['read_all']:.0%} of fromfile"),
-    ]
-    if "reference" in med:
-        r = med["reference"]
-        rows += [
-            ("zarr-vectors 0.9.2 `write_points`", r["write"],
-             f"ours is {r['write'] / o['write']:.1f}x faster (partitioned: {r['write'] / o['write_4_partitions']:.1f}x)"),
-            ("zarr-vectors 0.9.2 `read_points` (all)", r["read_all"], f"ours is {r['read_all'] / o['read_all']:.1f}x faster"),
-        ]
-    print(f"N = {args.n:,} points ({nbytes / 1e6:.0f} MB of positions + attribute), {args.repeat} repeat(s), "
-          f"median [min-max]; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print()
-    print("| what | time (s) | throughput (M points/s) | comparison |")
-    print("|---|---|---|---|")
-    for name, t, note in rows:
-        side = "reference" if name.startswith("zarr-vectors") else "ours"
-        key = {"raw `ndarray.tofile`": "tofile", "raw `numpy.fromfile`": "fromfile",
-               "ours `write_points`": "write", "ours `read_points` (all)": "read_all",
-               "ours 4 x `write_points_partition` + `finalise`": "write_4_partitions",
-               "zarr-vectors 0.9.2 `write_points`": "write",
-               "zarr-vectors 0.9.2 `read_points` (all)": "read_all"}[name]
-        lo, hi = spread[side][key]
-        print(f"| {name} | {t:.3f} [{lo:.3f}-{hi:.3f}] | {args.n / t / 1e6:.1f} | {note} |")
+    print(table(result))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"n": args.n, "repeat": args.repeat, "results": res, "zvf": zarr_vectors.__version__}, f, indent=1)
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

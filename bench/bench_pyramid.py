@@ -15,7 +15,7 @@ chunk 200^3, bin 50^3, one float32 attribute, local filesystem, no compression.
     python bench/bench_pyramid.py                        # N = 10^7, 3 repeats
     python bench/bench_pyramid.py --n 1000000 --repeat 1 --ref-python PATH
 
-Prints Markdown tables and writes JSON to --json if given.
+Part of bench/run_all.py.
 """
 
 from __future__ import annotations
@@ -23,45 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _common import (Context, ReferenceSide, dir_bytes, measurement, remove, run_small_child, sig,  # noqa: E402
+                     speedup, timed)
 from _workload import BIN, CHUNK, points  # noqa: E402
 
-import zarr_vectors  # noqa: E402
 from zarr_vectors.multiresolution.coarsen import build_pyramid  # noqa: E402
 from zarr_vectors.types.points import write_points  # noqa: E402
 
 FACTORS = [(2.0, 1.0), (2.0, 1.0)]
-
-# Run by the reference venv's python: write the workload store, or time one build.
-REF_SCRIPT = """
-import json, sys, time, warnings, contextlib
-warnings.filterwarnings("ignore")
-sys.path.insert(0, sys.argv[1])
-what, path = sys.argv[2], sys.argv[3]
-with contextlib.redirect_stdout(sys.stderr):
-    if what == "write":
-        from _workload import BIN, CHUNK, points
-        from zarr_vectors.types.points import write_points
-        positions, intensity = points(int(sys.argv[4]))
-        write_points(path, positions, chunk_shape=CHUNK, bin_shape=BIN, vertex_attributes={"intensity": intensity})
-        out = {}
-    else:
-        from zarr_vectors.multiresolution.coarsen import build_pyramid
-        factors = json.loads(sys.argv[4])
-        t = time.perf_counter()
-        build_pyramid(path, factors=[tuple(f) for f in factors])
-        out = {"seconds": time.perf_counter() - t}
-print(json.dumps(out))
-"""
 
 # Run by this interpreter in a child: only the build, then report peak RSS.
 RSS_SCRIPT = """
@@ -73,36 +48,76 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def ref_run(python: str, *args: str) -> dict:
-    proc = subprocess.run([python, "-c", REF_SCRIPT, HERE, *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"reference side failed ({' '.join(args[:2])}):\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def fresh_copy(src: str, dst: str) -> str:
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst)
-    return dst
-
-
-def dir_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
-
-
-# Linux carries a process's peak RSS over fork and exec into ru_maxrss, so a
-# child forked from this (large) process would report at least our own peak. The
-# measured child is therefore started by a small launcher process.
-LAUNCH = ("import subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-          "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr); sys.exit(p.returncode)")
-
-
 def peak_rss_kib(store: str) -> int:
-    proc = subprocess.run([sys.executable, "-c", LAUNCH, sys.executable, "-c", RSS_SCRIPT, store, json.dumps(FACTORS)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"the peak-RSS build of {store} failed:\n{proc.stderr[-4000:]}")
-    return int(proc.stdout.strip().splitlines()[-1])
+    return int(run_small_child(RSS_SCRIPT, store, json.dumps(FACTORS)).strip().splitlines()[-1])
+
+
+def run(cfg: dict, ctx: Context) -> dict:
+    """cfg: n, rss_sizes."""
+    n = cfg["n"]
+    source = f"{ctx.workdir}/pyramid-source.zarrvectors"
+    ours_path = f"{ctx.workdir}/pyramid-ours.zarrvectors"
+    remove(source)
+    ctx.log(f"pyramid: N = {n:,}")
+    # 1. Time, on a store written by the reference (ours writes it when the reference is skipped).
+    if ctx.reference:
+        ctx.reference.call("write", path=source, n=n)
+    else:
+        positions, intensity = points(n)
+        write_points(source, positions, chunk_shape=CHUNK, bin_shape=BIN, attributes={"intensity": intensity})
+        del positions, intensity
+    ours, levels = [], []
+    for _ in range(ctx.repeat):
+        remove(ours_path)
+        shutil.copytree(source, ours_path)
+        report: dict = {}
+        ours.append(timed(lambda: report.update(build_pyramid(ours_path, FACTORS))))
+        levels = [lv["vertex_count"] for lv in report["levels"]]
+    remove(ours_path)
+    m = {"ours_build": measurement(ours)}
+    if ctx.reference:
+        got = ctx.reference.call("pyramid", source=source, workdir=ctx.workdir, factors=FACTORS, repeat=ctx.repeat)
+        m["reference_build"] = measurement(got["build"])
+    remove(source)
+
+    # 2. Peak RSS of our build at two store sizes.
+    baseline = peak_rss_kib("-")
+    rss = []
+    for size in cfg["rss_sizes"]:
+        path = f"{ctx.workdir}/pyramid-rss-{size}.zarrvectors"
+        positions, intensity = points(size)
+        write_points(path, positions, chunk_shape=CHUNK, bin_shape=BIN, attributes={"intensity": intensity})
+        del positions, intensity
+        rss.append({"n": size, "store_bytes": dir_bytes(path), "peak_rss_kib": peak_rss_kib(path),
+                    "baseline_kib": baseline})
+        remove(path)
+    derived = {}
+    if "reference_build" in m:
+        derived["speedup_vs_reference"] = m["reference_build"]["median"] / m["ours_build"]["median"]
+    return {"params": {"n": n, "factors": FACTORS, "levels_vertex_count": levels,
+                       "source_written_by": "reference" if ctx.reference else "ours"},
+            "measurements": m, "rss": rss, "derived": derived}
+
+
+def table(result: dict) -> str:
+    p, m = result["params"], result["measurements"]
+    n = p["n"]
+    lines = [f"N = {n:,} points, factors {p['factors']} (levels of {', '.join(map(str, p['levels_vertex_count']))} "
+             f"metavertices); time: median [min-max] of {m['ours_build']['n']}", "",
+             "| what | time (s) | throughput (M points/s) | comparison |", "|---|---|---|---|"]
+    o = m["ours_build"]
+    lines.append(f"| ours `build_pyramid` | {o['median']:.3f} [{o['min']:.3f}-{o['max']:.3f}] | "
+                 f"{sig(n / o['median'] / 1e6)} | |")
+    if "reference_build" in m:
+        r = m["reference_build"]
+        lines.append(f"| zarr-vectors 0.9.2 `build_pyramid` | {r['median']:.3f} [{r['min']:.3f}-{r['max']:.3f}] | "
+                     f"{sig(n / r['median'] / 1e6)} | {speedup(1, result['derived']['speedup_vs_reference'])} |")
+    lines += ["", "| store | store size (MB) | peak RSS of our build (MB) | of which Python + imports (MB) |",
+              "|---|---|---|---|"]
+    for row in result["rss"]:
+        lines.append(f"| {row['n']:,} points | {sig(row['store_bytes'] / 1e6)} | {row['peak_rss_kib'] / 1024:.0f} | "
+                     f"{row['baseline_kib'] / 1024:.0f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -117,69 +132,20 @@ def main() -> None:
     ap.add_argument("--workdir", default=None, help="directory on the filesystem to measure (default: a temp dir)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    rss_sizes = args.rss_n or [max(1, args.n // 4), args.n]
 
     workdir = tempfile.mkdtemp(prefix="zvf-bench-pyr-", dir=args.workdir)
-    res: dict = {"ours": [], "reference": [], "rss": []}
+    reference = None if args.no_reference else ReferenceSide(args.ref_python)
     try:
-        # 1. Time, on a store written by the reference (ours writes it when the reference is skipped).
-        source = f"{workdir}/source.zarrvectors"
-        if args.no_reference:
-            positions, intensity = points(args.n)
-            write_points(source, positions, chunk_shape=CHUNK, bin_shape=BIN, attributes={"intensity": intensity})
-            del positions, intensity
-        else:
-            ref_run(args.ref_python, "write", source, str(args.n))
-        levels = None
-        for _ in range(args.repeat):
-            path = fresh_copy(source, f"{workdir}/ours.zarrvectors")
-            t = time.perf_counter()
-            report = build_pyramid(path, FACTORS)
-            res["ours"].append(time.perf_counter() - t)
-            levels = [lv["vertex_count"] for lv in report["levels"]]
-            if not args.no_reference:
-                path = fresh_copy(source, f"{workdir}/ref.zarrvectors")
-                res["reference"].append(ref_run(args.ref_python, "build", path, json.dumps(FACTORS))["seconds"])
-        shutil.rmtree(f"{workdir}/ours.zarrvectors", ignore_errors=True)
-        shutil.rmtree(f"{workdir}/ref.zarrvectors", ignore_errors=True)
-        shutil.rmtree(source, ignore_errors=True)
-
-        # 2. Peak RSS of our build at two store sizes.
-        baseline = peak_rss_kib("-")
-        for n in rss_sizes:
-            path = f"{workdir}/rss-{n}.zarrvectors"
-            positions, intensity = points(n)
-            write_points(path, positions, chunk_shape=CHUNK, bin_shape=BIN, attributes={"intensity": intensity})
-            del positions, intensity
-            res["rss"].append({"n": n, "store_bytes": dir_bytes(path), "peak_rss_kib": peak_rss_kib(path),
-                               "baseline_kib": baseline})
-            shutil.rmtree(path, ignore_errors=True)
+        result = run({"n": args.n, "rss_sizes": args.rss_n or [max(1, args.n // 4), args.n]},
+                     Context(workdir, args.repeat, reference))
     finally:
+        if reference:
+            reference.close()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    print(f"N = {args.n:,} points, factors {FACTORS} (levels of {', '.join(map(str, levels or []))} metavertices), "
-          f"{args.repeat} repeat(s), median [min-max]; {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
-    print()
-    print("| what | time (s) | throughput (M points/s) | comparison |")
-    print("|---|---|---|---|")
-    o = statistics.median(res["ours"])
-    print(f"| ours `build_pyramid` | {o:.3f} [{min(res['ours']):.3f}-{max(res['ours']):.3f}] | "
-          f"{args.n / o / 1e6:.1f} | |")
-    if res["reference"]:
-        r = statistics.median(res["reference"])
-        print(f"| zarr-vectors 0.9.2 `build_pyramid` | {r:.3f} [{min(res['reference']):.3f}-"
-              f"{max(res['reference']):.3f}] | {args.n / r / 1e6:.2f} | ours is {r / o:.1f}x faster |")
-    print()
-    print("| store | store size (MB) | peak RSS of our build (MB) | of which Python + imports (MB) |")
-    print("|---|---|---|---|")
-    for row in res["rss"]:
-        print(f"| {row['n']:,} points | {row['store_bytes'] / 1e6:.0f} | {row['peak_rss_kib'] / 1024:.0f} | "
-              f"{row['baseline_kib'] / 1024:.0f} |")
+    print(table(result))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"n": args.n, "repeat": args.repeat, "factors": FACTORS, "results": res,
-                       "zvf": zarr_vectors.__version__}, f, indent=1)
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":
