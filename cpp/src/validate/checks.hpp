@@ -4,7 +4,6 @@
 #pragma once
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -41,6 +40,8 @@ struct LevelState {
   std::vector<double> scale, translation;     // NGFF transform of the level, if published
 };
 
+// Used from the calling thread only: level 3's workers collect their findings
+// per chunk and the caller adds them in chunk order.
 class Checker {
  public:
   Checker(const Store& store, ValidationReport& report, const Exec& exec)
@@ -56,6 +57,7 @@ class Checker {
   std::vector<double> root_chunk, base_bin;  // base_bin empty: one bin per chunk
   std::vector<LevelState> levels; // on disk or published, by level number
 
+  void add(Severity s, const std::string& key, const std::string& message);
   void error(const std::string& key, const std::string& message) { add(Severity::Error, key, message); }
   void warn(const std::string& key, const std::string& message) { add(Severity::Warning, key, message); }
   void pass(const std::string& message);
@@ -65,10 +67,6 @@ class Checker {
   // nullopt) if it does not parse.
   std::optional<json> read_doc(const std::string& key);
   LevelState* level(int n);
-
- private:
-  void add(Severity s, const std::string& key, const std::string& message);
-  std::mutex mutex_;  // level 3 reports from worker threads
 };
 
 // The checks of each level (structure.cpp, metadata.cpp, consistency.cpp, multiscale.cpp).

@@ -139,29 +139,37 @@ struct LevelPlan {
   std::optional<Box> bounds;  // level 0: the root bounds every point must lie in
   std::atomic<std::uint64_t> rows{0}, count_total{0};
   std::atomic<std::uint64_t> nonfinite_chunks{0}, out_of_bin_chunks{0};
-  std::atomic<bool> fragments_tile_broken{false};
 };
 
-// Checks one chunk's cells; findings go straight into the report.
-void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
+// Findings of one chunk, kept apart so that the report lists chunks in order
+// whatever order the threads finish in.
+struct ChunkFindings {
+  std::vector<std::pair<Severity, std::pair<std::string, std::string>>> items;
+  std::optional<std::pair<std::string, std::string>> tile;  // fragments_tile broken here
+  void error(const std::string& key, const std::string& m) { items.push_back({Severity::Error, {key, m}}); }
+  void warn(const std::string& key, const std::string& m) { items.push_back({Severity::Warning, {key, m}}); }
+};
+
+// Checks one chunk's cells.
+void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk, ChunkFindings& out) {
   const LevelArrays& A = p.arrays;
   const std::string lname = "level " + std::to_string(p.state->level) + " ";
   const std::string vkey = A.vertices.path + "/" + cell_key(chunk, A.vertices.origin);
   auto raw = c.store.get(vkey);
   if (!raw) {
-    c.error(vkey, lname + chunk_text(chunk) + " is listed as non-empty but its vertices cell is missing");
+    out.error(vkey, lname + chunk_text(chunk) + " is listed as non-empty but its vertices cell is missing");
     return;
   }
   Bytes payload;
   try {
     payload = decode_cell(ByteSpan(*raw), A.vertices.codec, vkey);
   } catch (const Error& e) {
-    c.error(vkey, lname + chunk_text(chunk) + " does not decode: " + e.what());
+    out.error(vkey, lname + chunk_text(chunk) + " does not decode: " + e.what());
     return;
   }
   const std::size_t row_bytes = c.ndim * dtype_size(A.vertices.dtype);
   if (payload.size() % row_bytes != 0) {
-    c.error(vkey, lname + chunk_text(chunk) + ": " + std::to_string(payload.size()) + " bytes is not a whole number of " +
+    out.error(vkey, lname + chunk_text(chunk) + ": " + std::to_string(payload.size()) + " bytes is not a whole number of " +
                       std::to_string(c.ndim) + " x " + dtype_name(A.vertices.dtype) + " rows");
     return;
   }
@@ -170,20 +178,20 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
   const std::string fkey = A.fragments.path + "/" + cell_key(chunk, A.fragments.origin);
   auto fraw = c.store.get(fkey);
   if (!fraw) {
-    c.error(fkey, lname + chunk_text(chunk) + " has vertices but its fragment index cell is missing");
+    out.error(fkey, lname + chunk_text(chunk) + " has vertices but its fragment index cell is missing");
     return;
   }
   std::vector<Fragment> frags;
   try {
     frags = decode_fragments(ByteSpan(decode_cell(ByteSpan(*fraw), A.fragments.codec, fkey)), fkey);
   } catch (const Error& e) {
-    c.error(fkey, lname + chunk_text(chunk) + ": " + e.what());
+    out.error(fkey, lname + chunk_text(chunk) + ": " + e.what());
     return;
   }
 
   const LevelGrid& g = p.state->grid;
   if (p.check_bins && g.bins_total() > 1 && static_cast<std::int64_t>(frags.size()) > g.bins_total())
-    c.error(fkey, lname + chunk_text(chunk) + " has " + std::to_string(frags.size()) + " fragments, more than its " +
+    out.error(fkey, lname + chunk_text(chunk) + " has " + std::to_string(frags.size()) + " fragments, more than its " +
                       std::to_string(g.bins_total()) + " bins");
 
   // Every fragment must address rows the cell has; fragments_tile claims more:
@@ -195,7 +203,7 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
     const Fragment& fr = frags[f];
     if (fr.is_range) {
       if (fr.start + fr.count > rows) {
-        c.error(fkey, lname + chunk_text(chunk) + ": fragment " + std::to_string(f) + " covers rows [" +
+        out.error(fkey, lname + chunk_text(chunk) + ": fragment " + std::to_string(f) + " covers rows [" +
                           std::to_string(fr.start) + ", " + std::to_string(fr.start + fr.count) + ") but the cell has " +
                           std::to_string(rows) + " rows");
         return;
@@ -207,7 +215,7 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
       tiles = false;
       for (auto i : fr.indices)
         if (i < 0 || i >= rows) {
-          c.error(fkey, lname + chunk_text(chunk) + ": fragment " + std::to_string(f) + " refers to row " +
+          out.error(fkey, lname + chunk_text(chunk) + ": fragment " + std::to_string(f) + " refers to row " +
                             std::to_string(i) + " but the cell has " + std::to_string(rows) + " rows");
           return;
         }
@@ -215,9 +223,9 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
     }
   }
   tiles = tiles && next == rows;
-  if (p.state->fragments_tile && !tiles && !p.fragments_tile_broken.exchange(true))
-    c.error(fkey, lname + "claims fragments_tile but " + chunk_text(chunk) +
-                      "'s fragments do not tile its vertex rows (one report per level)");
+  if (p.state->fragments_tile && !tiles)
+    out.tile = {fkey, lname + "claims fragments_tile but " + chunk_text(chunk) +
+                          "'s fragments do not tile its vertex rows (one report per level)"};
   p.rows += referenced;
 
   // Positions: finite, inside the root bounds (level 0) and inside their bin.
@@ -236,9 +244,9 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
         break;
       }
     }
-  if (nonfinite) c.warn(vkey, lname + chunk_text(chunk) + ": " + std::to_string(nonfinite) + " positions are NaN or infinite");
+  if (nonfinite) out.warn(vkey, lname + chunk_text(chunk) + ": " + std::to_string(nonfinite) + " positions are NaN or infinite");
   if (outside_bounds)
-    c.warn(vkey, lname + chunk_text(chunk) + ": " + std::to_string(outside_bounds) + " points lie outside the root bounds");
+    out.warn(vkey, lname + chunk_text(chunk) + ": " + std::to_string(outside_bounds) + " points lie outside the root bounds");
   if (p.check_bins && g.bins_total() > 1) {
     for (std::size_t f = 0; f < frags.size() && static_cast<std::int64_t>(f) < g.bins_total(); ++f) {
       // Fragment f is bin f of the chunk in C order; bins are absolute (origin 0).
@@ -266,7 +274,7 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
       }
     }
     if (outside_bin)
-      c.warn(vkey, lname + chunk_text(chunk) + ": " + std::to_string(outside_bin) +
+      out.warn(vkey, lname + chunk_text(chunk) + ": " + std::to_string(outside_bin) +
                        " points lie outside the bin their fragment stands for");
   }
 
@@ -275,19 +283,19 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk) {
     const std::string akey = a.path + "/" + cell_key(chunk, a.origin);
     auto araw = c.store.get(akey);
     if (!araw) {
-      c.error(akey, lname + chunk_text(chunk) + " has vertices but its '" + name + "' attribute cell is missing");
+      out.error(akey, lname + chunk_text(chunk) + " has vertices but its '" + name + "' attribute cell is missing");
       continue;
     }
     Bytes ap;
     try {
       ap = decode_cell(ByteSpan(*araw), a.codec, akey);
     } catch (const Error& e) {
-      c.error(akey, lname + chunk_text(chunk) + ": attribute '" + name + "' does not decode: " + e.what());
+      out.error(akey, lname + chunk_text(chunk) + ": attribute '" + name + "' does not decode: " + e.what());
       continue;
     }
     const std::size_t want = static_cast<std::size_t>(rows) * a.cols * dtype_size(a.dtype);
     if (ap.size() != want) {
-      c.error(akey, lname + chunk_text(chunk) + ": attribute '" + name + "' holds " + std::to_string(ap.size()) +
+      out.error(akey, lname + chunk_text(chunk) + ": attribute '" + name + "' holds " + std::to_string(ap.size()) +
                         " bytes, expected " + std::to_string(want) + " (" + std::to_string(rows) + " rows x " +
                         std::to_string(a.cols) + " x " + dtype_name(a.dtype) + ")");
       continue;
@@ -404,12 +412,21 @@ void check_consistency(Checker& c) {
   for (auto& p : plans) {
     LevelState& l = *p->state;
     const std::size_t mark = c.report.findings.size();
+    std::vector<ChunkFindings> found(p->chunks.size());
     parallel_for(
-        p->chunks.size(), threads, [&](std::size_t i) { check_chunk(c, *p, p->chunks[i]); },
+        p->chunks.size(), threads, [&](std::size_t i) { check_chunk(c, *p, p->chunks[i], found[i]); },
         [&](std::size_t d) {
           if (c.exec.progress) c.exec.progress(done + d, total);
         });
     done += p->chunks.size();
+    bool tile_reported = false;
+    for (const auto& f : found) {
+      for (const auto& [severity, what] : f.items) c.add(severity, what.first, what.second);
+      if (f.tile && !tile_reported) {
+        c.error(f.tile->first, f.tile->second);
+        tile_reported = true;
+      }
+    }
     l.rows = p->rows.load();
     if (l.level > 0 && !p->arrays.attrs.empty())
       for (const auto& [name, a] : p->arrays.attrs)

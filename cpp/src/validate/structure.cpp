@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "engine/store_state.hpp"
+#include "format/metadata.hpp"
 #include "validate/checks.hpp"
 #include "zvf/error.hpp"
 
@@ -26,7 +27,6 @@ std::string node_type(const json& doc) {
 struct PartitionFiles {
   std::string id;
   std::optional<std::string> started_run, manifest_run;
-  bool broken = false;
 };
 
 std::vector<PartitionFiles> scan(Checker& c) {
@@ -35,12 +35,19 @@ std::vector<PartitionFiles> scan(Checker& c) {
     PartitionFiles p;
     p.id = id;
     const std::string dir = partition_dir(id) + "/";
+    // A damaged file here only concerns finalisation (which will refuse it): a warning.
     auto run_of = [&](const std::string& file) -> std::optional<std::string> {
-      if (!c.store.exists(dir + file)) return std::nullopt;
-      auto doc = c.read_doc(dir + file);
-      if (!doc || !doc->is_object() || !doc->contains("run_id") || !(*doc)["run_id"].is_string()) {
-        if (doc) c.warn(dir + file, "has no run_id");
-        p.broken = true;
+      std::optional<json> doc;
+      try {
+        doc = meta::read_json(c.store, dir + file);
+      } catch (const Error& e) {
+        if (e.code() != Error::Code::Corrupt) throw;
+        c.warn(dir + file, e.what());
+        return std::nullopt;
+      }
+      if (!doc) return std::nullopt;
+      if (!doc->is_object() || !doc->contains("run_id") || !(*doc)["run_id"].is_string()) {
+        c.warn(dir + file, "has no run_id");
         return std::nullopt;
       }
       return (*doc)["run_id"].get<std::string>();
