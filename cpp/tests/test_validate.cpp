@@ -347,6 +347,22 @@ TEST_F(Validate, WrongPositionDtypeIsALevel3Error) {
   }
 }
 
+TEST_F(Validate, FindingsComeInChunkOrderWhateverTheThreadCount) {
+  json a = get_json(store, "0/vertices/zarr.json");
+  a["attributes"]["dtype"] = "float64";  // an error in every chunk
+  put_json(store, "0/vertices/zarr.json", a);
+  auto one = zvf::validate_store(store, {3}, zvf::Exec{1, {}});
+  ASSERT_GT(one.error_count(), 1u);
+  for (int threads : {3, 8}) {
+    auto many = zvf::validate_store(store, {3}, zvf::Exec{threads, {}});
+    ASSERT_EQ(many.findings.size(), one.findings.size());
+    for (std::size_t i = 0; i < one.findings.size(); ++i) {
+      EXPECT_EQ(many.findings[i].key, one.findings[i].key) << i;
+      EXPECT_EQ(many.findings[i].message, one.findings[i].message) << i;
+    }
+  }
+}
+
 TEST_F(Validate, UnknownAttributeDtypeIsALevel3Error) {
   json a = get_json(store, "0/vertex_attributes/label/zarr.json");
   a["attributes"]["dtype"] = "uint17";
