@@ -27,6 +27,8 @@ void register_info(CLI::App& app, std::vector<Command>& commands);
 void register_query(CLI::App& app, std::vector<Command>& commands);
 void register_pyramid(CLI::App& app, std::vector<Command>& commands);
 void register_validate(CLI::App& app, std::vector<Command>& commands);
+void register_plan(CLI::App& app, std::vector<Command>& commands);
+void register_stripe(CLI::App& app, std::vector<Command>& commands);
 
 // Progress on stderr, only when stderr is a terminal; the line is cleared when
 // the reporter goes out of scope.

@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
   zvf::cli::register_query(app, commands);
   zvf::cli::register_pyramid(app, commands);
   zvf::cli::register_validate(app, commands);
+  zvf::cli::register_plan(app, commands);
+  zvf::cli::register_stripe(app, commands);
   app.footer(kFooter);
 
   // An unknown first word would otherwise be reported as "A subcommand is required".

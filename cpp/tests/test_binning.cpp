@@ -1,18 +1,25 @@
-// Spatial binning (engine/binning.hpp): group_by_chunk then sort_by_fragment
-// checked against a brute-force std::map grouping, on float32 and float64
-// points with negative coordinates and points on chunk and bin edges, through
-// both the dense (small chunk bounding box) and sparse (huge box) paths.
+// Spatial binning and the sort into storage order (engine/sorting.hpp, as the
+// writers use it: sort_points then chunk_view) checked against a brute-force
+// std::map grouping, on float32 and float64 points with negative coordinates
+// and points on chunk and bin edges, through all three paths: direct (one sort
+// by the full key), two-level (by chunk, then by bin per chunk) and sparse (huge
+// chunk bounding box, grouped through a hash map).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "engine/binning.hpp"
+#include "engine/input.hpp"
+#include "engine/parallel.hpp"
+#include "engine/sorting.hpp"
 #include "zvf/grid.hpp"
 #include "zvf/types.hpp"
 
@@ -87,81 +94,64 @@ RefPoint ref_locate(const Points& pts, std::size_t i, const Grid& g) {
   return r;
 }
 
-// Groups with the library and checks everything against the reference.
-void check_binning(const Points& pts, const Grid& g, int threads) {
+enum class Path { Direct, TwoLevel, Any };
+
+// Sorts with the library (sort_points + chunk_view, as the writers do) and
+// checks everything against the brute-force reference. A uint64 attribute
+// carries each row's input index through the sort.
+void check_binning(const Points& pts, const Grid& g, int threads, Path path = Path::Any) {
   const ArrayView v = pts.view();
   const std::size_t n = v.rows;
-  std::vector<double> mn(pts.nd, std::numeric_limits<double>::infinity()), mx(pts.nd, -mn[0]);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t k = 0; k < pts.nd; ++k) {
-      mn[k] = std::min(mn[k], pts.at(i, k));
-      mx[k] = std::max(mx[k], pts.at(i, k));
-    }
+  std::vector<std::uint64_t> row_ids(n);
+  for (std::size_t i = 0; i < n; ++i) row_ids[i] = i;
+  std::vector<zvf::NamedArray> attrs{{"row", ArrayView{row_ids.data(), DType::U64, n, 1, true}}};
+  zvf::Layout layout;
+  layout.chunk_shape = g.chunk_shape;
+  layout.bin_shape = g.bin_shape;
+  const auto in = zvf::detail::check_input(v, attrs, layout, threads);
+  const zvf::detail::CellLayout cl{pts.nd, pts.dtype, in.attr_specs, {}, g.bins_per_chunk_total()};
+  const auto sorted = zvf::detail::sort_points(in, cl, threads);
+  if (path != Path::Any && g.bins_per_chunk_total() > 1) {
+    EXPECT_EQ(!sorted.bin_counts.empty(), path == Path::Direct) << "unexpected sort path";
+  }
 
   // Brute force: chunk -> (fragment -> rows in input order).
   std::map<ChunkCoord, std::map<std::int64_t, std::vector<std::uint64_t>>> ref;
-  std::vector<RefPoint> where(n);
   for (std::size_t i = 0; i < n; ++i) {
-    where[i] = ref_locate(pts, i, g);
-    ref[where[i].chunk][where[i].frag].push_back(i);
+    const RefPoint where = ref_locate(pts, i, g);
+    ref[where.chunk][where.frag].push_back(i);
   }
+  ASSERT_EQ(sorted.offsets.size(), sorted.chunks.size() + 1);
+  EXPECT_EQ(sorted.offsets.front(), 0u);
+  EXPECT_EQ(sorted.offsets.back(), n);
+  ASSERT_EQ(sorted.chunks.size(), ref.size());
 
-  ChunkedPoints got = zvf::detail::group_by_chunk(v, g, mn, mx, threads);
-
-  // perm is a permutation of the rows.
-  ASSERT_EQ(got.perm.size(), n);
-  std::vector<char> seen(n, 0);
-  for (auto r : got.perm) {
-    ASSERT_LT(r, n);
-    ASSERT_FALSE(seen[r]) << "row " << r << " appears twice in perm";
-    seen[r] = 1;
-  }
-  // Chunks sorted, offsets consistent.
-  ASSERT_EQ(got.offsets.size(), got.chunks.size() + 1);
-  EXPECT_EQ(got.offsets.front(), 0u);
-  EXPECT_EQ(got.offsets.back(), n);
-  for (std::size_t k = 0; k + 1 < got.chunks.size(); ++k) EXPECT_LT(got.chunks[k], got.chunks[k + 1]) << "chunk " << k;
-  ASSERT_EQ(got.chunks.size(), ref.size());
-
-  std::vector<std::uint64_t> scratch;
+  zvf::detail::ChunkScratch scratch;
+  const std::size_t prow = cl.vertex_row_bytes();
   std::size_t k = 0;
   for (const auto& [chunk, frags] : ref) {
     SCOPED_TRACE("chunk " + zvf::dotted_key(chunk));
-    ASSERT_EQ(got.chunks[k], chunk);
-    auto slice = got.slice(k);
-    ASSERT_GT(slice.size(), 0u);
-    // Every row's chunk equals chunk_of, and the grouping is stable.
-    for (std::size_t j = 0; j < slice.size(); ++j) {
-      EXPECT_EQ(zvf::detail::chunk_of(v, slice[j], g), chunk) << "row " << slice[j];
-      if (j) {
-        EXPECT_LT(slice[j - 1], slice[j]) << "input order lost within chunk";
-      }
-    }
-    const auto counts = zvf::detail::sort_by_fragment(v, g, chunk, slice, scratch);
-    ASSERT_EQ(counts.size(), static_cast<std::size_t>(g.bins_per_chunk_total()));
-    std::int64_t sum = 0;
-    for (auto c : counts) {
-      EXPECT_GE(c, 0);
-      sum += c;
-    }
-    EXPECT_EQ(static_cast<std::uint64_t>(sum), slice.size());
+    ASSERT_EQ(sorted.chunks[k], chunk);
+    const auto view = sorted.chunk_view(k, cl, scratch);
+    ASSERT_EQ(view.count, sorted.offsets[k + 1] - sorted.offsets[k]);
+    ASSERT_EQ(view.attrs.size(), 1u);
+    ASSERT_EQ(view.attrs[0].size(), view.count * 8);
+    ASSERT_EQ(view.vertices.size(), view.count * prow);
+    std::vector<std::uint64_t> got(view.count);
+    std::memcpy(got.data(), view.attrs[0].data(), view.count * 8);
     // Expected order: fragment by fragment, input order inside each fragment.
     std::vector<std::uint64_t> expect;
-    std::vector<std::int64_t> expect_counts(counts.size(), 0);
+    std::vector<std::int64_t> expect_counts(static_cast<std::size_t>(g.bins_per_chunk_total()), 0);
     for (const auto& [f, rows] : frags) {
       expect.insert(expect.end(), rows.begin(), rows.end());
       expect_counts[static_cast<std::size_t>(f)] = static_cast<std::int64_t>(rows.size());
     }
-    EXPECT_EQ(counts, expect_counts);
-    EXPECT_EQ(std::vector<std::uint64_t>(slice.begin(), slice.end()), expect);
-    // Direct statement of the ordering contract too.
-    for (std::size_t j = 1; j < slice.size(); ++j) {
-      const auto fa = where[slice[j - 1]].frag, fb = where[slice[j]].frag;
-      EXPECT_LE(fa, fb);
-      if (fa == fb) {
-        EXPECT_LT(slice[j - 1], slice[j]);
-      }
-    }
+    EXPECT_EQ(*view.frag_counts, expect_counts);
+    ASSERT_EQ(got, expect);
+    // The position rows moved with their ids.
+    const auto* src = static_cast<const std::uint8_t*>(v.data);
+    for (std::size_t j = 0; j < got.size(); ++j)
+      ASSERT_EQ(std::memcmp(view.vertices.data() + j * prow, src + got[j] * prow, prow), 0) << "row " << got[j];
     ++k;
   }
 }
@@ -202,7 +192,8 @@ Points make_points(DType dt, std::size_t nd, std::size_t n, double lo, double hi
 TEST(Binning, Float32DenseWithNegativesAndEdges) {
   Grid g = Grid::make({100, 100, 100}, {25, 50, 100}, 3);
   Points pts = make_points(DType::F32, 3, 20000, -500, 500, g, 1);
-  check_binning(pts, g, 1);
+  check_binning(pts, g, 1, Path::Direct);   // 1000 chunks x 8 bins
+  check_binning(pts, g, 2, Path::Direct);
 }
 
 TEST(Binning, Float64DenseWithAwkwardBinSizes) {
@@ -244,11 +235,28 @@ TEST(Binning, OnePointAndOneChunk) {
   check_binning(same, g, 1);
 }
 
+TEST(Binning, TwoLevelPathWhenTheKeySpaceIsLarge) {
+  // 1000 chunks x 64 bins: too many keys for one counting sort.
+  Grid g = Grid::make({100, 100, 100}, {25, 25, 25}, 3);
+  Points pts = make_points(DType::F32, 3, 30000, -500, 500, g, 12);
+  check_binning(pts, g, 1, Path::TwoLevel);
+  check_binning(pts, g, 3, Path::TwoLevel);
+  Points pts64 = make_points(DType::F64, 3, 30000, -500, 500, g, 13);
+  check_binning(pts64, g, 2, Path::TwoLevel);
+}
+
+TEST(Binning, DirectPathAllDimensionsAndDtypes) {
+  Grid g2 = Grid::make({10, 20}, {5, 5}, 2);
+  check_binning(make_points(DType::F32, 2, 20000, -55, 55, g2, 14), g2, 2, Path::Direct);
+  Grid g4 = Grid::make({4, 4, 4, 4}, {2, 2, 4, 2}, 4);
+  check_binning(make_points(DType::F64, 4, 20000, -6, 6, g4, 15), g4, 2, Path::Direct);
+}
+
 TEST(Binning, ManyThreadsKeepInputOrder) {
   // Enough rows for several counting blocks in the dense path.
   Grid g = Grid::make({50, 50, 50}, {25, 25, 50}, 3);
   Points pts = make_points(DType::F32, 3, 200000, -200, 200, g, 7);
-  check_binning(pts, g, 4);
+  check_binning(pts, g, 4, Path::Direct);
 }
 
 TEST(Binning, SparsePathTwoClustersFarApartFloat64) {
@@ -282,28 +290,34 @@ TEST(Binning, SparsePathTwoClustersFarApartFloat32) {
 }
 
 TEST(Binning, SparseAndDenseAgreeOnTheSameCluster) {
-  // The same near cluster grouped alone (dense) and next to a far one (sparse)
-  // must come out identically for its own rows.
+  // The same near cluster sorted alone (direct path) and next to a far one
+  // (sparse path) must come out identically for its own rows.
   Grid g = Grid::make({8, 8}, {2, 4}, 2);
   Points near = make_points(DType::F64, 2, 4000, -40, 40, g, 11);
   Points both = near;
   both.push({8e9, 8e9});
-  auto group = [&](const Points& p) {
-    std::vector<double> mn(2, 1e300), mx(2, -1e300);
-    for (std::size_t i = 0; i < p.rows(); ++i)
-      for (std::size_t k = 0; k < 2; ++k) {
-        mn[k] = std::min(mn[k], p.at(i, k));
-        mx[k] = std::max(mx[k], p.at(i, k));
-      }
-    return zvf::detail::group_by_chunk(p.view(), g, mn, mx, 1);
-  };
-  ChunkedPoints dense = group(near), sparse = group(both);
+  zvf::Layout layout;
+  layout.chunk_shape = g.chunk_shape;
+  layout.bin_shape = g.bin_shape;
+  const std::vector<zvf::NamedArray> none;
+  const ArrayView vn = near.view(), vb = both.view();
+  const auto in_near = zvf::detail::check_input(vn, none, layout, 1);
+  const auto in_both = zvf::detail::check_input(vb, none, layout, 1);
+  const zvf::detail::CellLayout cl{2, DType::F64, {}, {}, g.bins_per_chunk_total()};
+  const auto dense = zvf::detail::sort_points(in_near, cl, 1);
+  const auto sparse = zvf::detail::sort_points(in_both, cl, 1);
+  EXPECT_FALSE(dense.bin_counts.empty());
+  EXPECT_TRUE(sparse.bin_counts.empty());
   ASSERT_EQ(sparse.chunks.size(), dense.chunks.size() + 1);
   EXPECT_EQ(sparse.chunks.back(), (ChunkCoord{1000000000, 1000000000}));
+  zvf::detail::ChunkScratch sa, sb;
   for (std::size_t k = 0; k < dense.chunks.size(); ++k) {
     EXPECT_EQ(sparse.chunks[k], dense.chunks[k]);
-    auto a = dense.slice(k), b = sparse.slice(k);
-    EXPECT_EQ(std::vector<std::uint64_t>(a.begin(), a.end()), std::vector<std::uint64_t>(b.begin(), b.end()));
+    const auto a = dense.chunk_view(k, cl, sa);
+    const auto b = sparse.chunk_view(k, cl, sb);
+    EXPECT_EQ(*a.frag_counts, *b.frag_counts);
+    ASSERT_EQ(a.vertices.size(), b.vertices.size());
+    EXPECT_EQ(std::memcmp(a.vertices.data(), b.vertices.data(), a.vertices.size()), 0);
   }
 }
 
@@ -311,7 +325,7 @@ TEST(Binning, EmptyInput) {
   Grid g = Grid::make({10, 10}, {}, 2);
   Points none;
   none.nd = 2;
-  ChunkedPoints got = zvf::detail::group_by_chunk(none.view(), g, {}, {}, 1);
+  ChunkedPoints got = zvf::detail::group_by_chunk(none.view(), g);
   EXPECT_TRUE(got.chunks.empty());
   EXPECT_TRUE(got.perm.empty());
   EXPECT_EQ(got.offsets, (std::vector<std::uint64_t>{0}));
@@ -327,4 +341,19 @@ TEST(Binning, ChunkOfPoint) {
   EXPECT_EQ(zvf::detail::chunk_of_point(p3, g), (ChunkCoord{-1, -1}));
   const double p4[] = {std::nextafter(-100.0, -1e9), 99.99999};
   EXPECT_EQ(zvf::detail::chunk_of_point(p4, g)[0], -2);
+}
+
+TEST(Parallel, DefaultThreadsFollowTheAffinityMask) {
+  // As under Slurm cpusets or mpirun's rank binding: pinned to one CPU, the
+  // engine must default to one thread, not to every CPU of the node.
+  EXPECT_EQ(zvf::detail::resolve_threads(5), 5);
+  int pinned = -1;
+  std::thread t([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) == 0) pinned = zvf::detail::resolve_threads(0);
+  });
+  t.join();
+  EXPECT_EQ(pinned, 1);
 }

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "zvf/error.hpp"
+#include "zvf/plan.hpp"
 #include "zvf/points.hpp"
 #include "zvf/pyramid.hpp"
 #include "zvf/validate.hpp"
@@ -266,6 +267,69 @@ PYBIND11_MODULE(_zvf, m) {
                           py::arg("vertex_count") = p.vertex_count));
     return out;
   });
+
+  m.def(
+      "plan_chunks",
+      [](std::uint64_t count, const std::vector<double>& lo, const std::vector<double>& hi,
+         const std::vector<std::tuple<std::string, std::string, std::int64_t>>& attributes,
+         const std::string& positions_dtype, double occupancy, double min_bytes, double max_bytes,
+         const std::optional<double>& target, const std::string& compressor, double compression_ratio,
+         std::int64_t partitions, const std::optional<std::size_t>& axis, std::int64_t bins_per_axis) {
+        PlanRequest r;
+        r.point_count = count;
+        r.bounds = Box{lo, hi};
+        r.positions_dtype = dtype_from_name(positions_dtype);
+        for (const auto& [name, dtype, components] : attributes)
+          r.attributes.push_back({name, dtype_from_name(dtype), components});
+        r.occupancy = occupancy;
+        r.min_bytes = min_bytes;
+        r.max_bytes = max_bytes;
+        r.target_bytes = target;
+        r.codec = CodecSpec::from_name(compressor);
+        r.compression_ratio = compression_ratio;
+        r.partitions = partitions;
+        r.partition_axis = axis;
+        r.bins_per_axis = bins_per_axis;
+        const ChunkPlan p = plan_chunks(r);
+        py::list arrays, parts;
+        for (const auto& a : p.arrays)
+          arrays.append(py::dict(py::arg("name") = a.name, py::arg("cell_dir") = a.cell_dir,
+                                 py::arg("row_bytes") = a.row_bytes, py::arg("mean_bytes") = a.mean_bytes,
+                                 py::arg("full_bytes") = a.full_bytes,
+                                 py::arg("stripe_size") = stripe_size_for(a.full_bytes)));
+        for (const auto& pr : p.partitions)
+          parts.append(py::dict(py::arg("lo") = pr.lo, py::arg("hi") = pr.hi, py::arg("first_layer") = pr.first_layer,
+                                py::arg("layers") = pr.layer_count));
+        py::dict out;
+        out["chunk_shape"] = py::tuple(py::cast(p.chunk_shape));
+        out["bin_shape"] = py::tuple(py::cast(p.bin_shape));
+        out["bins_per_chunk"] = py::tuple(py::cast(p.bins_per_chunk));
+        out["grid_origin"] = py::tuple(py::cast(p.grid_origin));
+        out["grid_shape"] = py::tuple(py::cast(p.grid_shape));
+        out["chunk_count"] = p.chunk_count;
+        out["nonempty_chunks"] = p.nonempty_chunks;
+        out["points_per_chunk"] = p.points_per_chunk;
+        out["full_chunk_points"] = p.full_chunk_points;
+        out["bytes_per_chunk"] = p.bytes_per_chunk;
+        out["full_chunk_bytes"] = p.full_chunk_bytes;
+        out["band"] = py::make_tuple(p.min_bytes, p.max_bytes);
+        out["target_bytes"] = p.target_bytes;
+        out["in_band"] = p.in_band;
+        out["compressor"] = p.codec;
+        out["compression_ratio"] = p.compression_ratio;
+        out["arrays"] = arrays;
+        out["files"] = p.files;
+        out["max_dir_entries"] = p.max_dir_entries;
+        out["partition_axis"] = axis_name(p.partition_axis);
+        out["partitions_aligned"] = p.partitions_aligned;
+        out["partitions"] = parts;
+        out["warnings"] = p.warnings;
+        out["notes"] = p.notes;
+        return out;
+      },
+      py::arg("count"), py::arg("lo"), py::arg("hi"), py::arg("attributes"), py::arg("positions_dtype"),
+      py::arg("occupancy"), py::arg("min_bytes"), py::arg("max_bytes"), py::arg("target"), py::arg("compressor"),
+      py::arg("compression_ratio"), py::arg("partitions"), py::arg("axis"), py::arg("bins_per_axis"));
 
   m.def("store_info", [](const std::string& url) {
     StoreInfo info;

@@ -20,6 +20,7 @@ except ImportError as err:  # pragma: no cover - only without a build
 
 from . import errors
 from .core.multiscale import finalise, write_multiscale_metadata
+from .core.plan import ChunkPlan, plan_chunks
 from .core.store import open_store
 from .multiresolution.coarsen import build_pyramid, select_level
 from .types.points import read_points, write_points, write_points_partition
@@ -44,11 +45,13 @@ def list_partitions(path) -> list[dict]:
 
 
 __all__ = [
+    "ChunkPlan",
     "build_pyramid",
     "errors",
     "finalise",
     "list_partitions",
     "open_store",
+    "plan_chunks",
     "read_points",
     "select_level",
     "store_info",

@@ -26,7 +26,7 @@ struct Layout {
 };
 
 struct Exec {
-  int threads = 0;  // 0: std::thread::hardware_concurrency()
+  int threads = 0;  // 0: the CPUs this process may run on (its affinity mask)
   // Called from the calling thread with (done, total) units of work; may be empty.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
 };

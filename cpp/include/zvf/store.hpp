@@ -29,6 +29,13 @@ class Store {
   // a small header in front of a large buffer without copying it. The default
   // concatenates; backends that can write the parts directly override it.
   virtual void set_parts(const std::string& key, std::span<const ByteSpan> parts);
+  // set_parts() for a key that no reader looks at yet, because the metadata that
+  // publishes it (zarr.json, a partition manifest) is written afterwards: chunk
+  // cells. A backend may then write a new key in place, skipping the temp file and
+  // rename; an existing key is still replaced atomically. A writer killed midway
+  // can leave a torn value that nothing published points to; re-running the
+  // write replaces it. The default is set_parts().
+  virtual void set_unpublished(const std::string& key, std::span<const ByteSpan> parts) { set_parts(key, parts); }
   virtual bool exists(const std::string& key) const = 0;
   // Removes one key; removing a missing key is not an error.
   virtual void erase(const std::string& key) = 0;
@@ -67,6 +74,7 @@ class PosixStore final : public Store {
   std::optional<Bytes> get(const std::string& key) const override;
   void set(const std::string& key, ByteSpan value) override;
   void set_parts(const std::string& key, std::span<const ByteSpan> parts) override;
+  void set_unpublished(const std::string& key, std::span<const ByteSpan> parts) override;
   using Store::set;
   bool exists(const std::string& key) const override;
   void erase(const std::string& key) override;

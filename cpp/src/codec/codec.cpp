@@ -103,21 +103,37 @@ struct ZstdDCtxFree {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
 
-Bytes zstd_compress(ByteSpan framed, const CodecSpec& spec) {
+// Compresses the vlen-bytes frame header followed by the payload as one zstd frame,
+// without first copying them together. The context is kept per thread: creating
+// one per cell costs more than compressing a small cell.
+Bytes zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec) {
   if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel()) {
     invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
             ", " + std::to_string(ZSTD_maxCLevel()) + "]");
   }
-  // A context per call keeps this thread-safe without shared state.
-  std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx(ZSTD_createCCtx());
+  thread_local std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx(ZSTD_createCCtx());
   if (!cctx) throw std::bad_alloc();
+  ZSTD_CCtx* c = cctx.get();
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
   // Level 0 is zstd's "default level", exactly as numcodecs passes it through.
-  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, spec.level);
-  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, spec.checksum ? 1 : 0);
-  Bytes out(ZSTD_compressBound(framed.size()));
-  const std::size_t n = ZSTD_compress2(cctx.get(), out.data(), out.size(), framed.data(), framed.size());
-  if (ZSTD_isError(n)) fail(Error::Code::IO, std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
-  out.resize(n);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, spec.level);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, spec.checksum ? 1 : 0);
+  const std::size_t total = header.size() + payload.size();
+  ZSTD_CCtx_setPledgedSrcSize(c, total);  // the frame records its content size, as a one-shot call does
+  Bytes out(ZSTD_compressBound(total));
+  ZSTD_outBuffer ob{out.data(), out.size(), 0};
+  auto feed = [&](ByteSpan part, ZSTD_EndDirective mode) {
+    ZSTD_inBuffer in{part.data(), part.size(), 0};
+    for (;;) {
+      const std::size_t r = ZSTD_compressStream2(c, &ob, &in, mode);
+      if (ZSTD_isError(r)) fail(Error::Code::IO, std::string("zstd compression failed: ") + ZSTD_getErrorName(r));
+      if (mode == ZSTD_e_continue ? in.pos == in.size : r == 0) return;
+      if (ob.pos == ob.size) fail(Error::Code::IO, "zstd compression failed: output larger than its bound");
+    }
+  };
+  feed(header, ZSTD_e_continue);
+  feed(payload, ZSTD_e_end);
+  out.resize(ob.pos);
   return out;
 }
 
@@ -341,15 +357,17 @@ Bytes encode_cell(ByteSpan payload, const CodecSpec& spec) {
     invalid("cell payload of " + std::to_string(payload.size()) +
             " bytes exceeds the 4 GiB limit of the vlen-bytes length field");
   }
+  std::uint8_t head[kHeader];
+  put_u32le(head, 1);
+  put_u32le(head + 4, static_cast<std::uint32_t>(payload.size()));
+  if (spec.kind == CodecSpec::Kind::Zstd) return zstd_compress(ByteSpan(head, kHeader), payload, spec);
   Bytes framed(kHeader + payload.size());
-  put_u32le(framed.data(), 1);
-  put_u32le(framed.data() + 4, static_cast<std::uint32_t>(payload.size()));
+  std::memcpy(framed.data(), head, kHeader);
   if (!payload.empty()) std::memcpy(framed.data() + kHeader, payload.data(), payload.size());
   switch (spec.kind) {
     case CodecSpec::Kind::None:
-      return framed;
     case CodecSpec::Kind::Zstd:
-      return zstd_compress(framed, spec);
+      return framed;
     case CodecSpec::Kind::Blosc:
       return blosc_compress(framed, spec);
   }

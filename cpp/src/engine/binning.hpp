@@ -1,7 +1,7 @@
-// O(N) spatial binning by two stable counting sorts: points by chunk (threads
-// count their own blocks, then scatter), then each chunk's points by fragment
-// (= bin inside the chunk, C order). Input order is kept within a bin, as the
-// reference writer does.
+// Grouping of points by chunk for data spread so thinly that the chunk bounding
+// box is too large to count into (engine/sorting.cpp handles the common, dense
+// case): occupied chunks are found through a hash map, then the points are
+// counting-sorted on the compact chunk ids. Input order is kept within a chunk.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -21,16 +21,7 @@ struct ChunkedPoints {
   }
 };
 
-// pos_min / pos_max: per-axis extremes of the positions (already validated finite).
-ChunkedPoints group_by_chunk(const ArrayView& positions, const Grid& grid,
-                             const std::vector<double>& pos_min, const std::vector<double>& pos_max,
-                             int threads);
-
-// Stable-sorts one chunk's point indices by fragment; returns the point count of
-// every fragment (length = bins per chunk). `scratch` is reused between calls.
-std::vector<std::int64_t> sort_by_fragment(const ArrayView& positions, const Grid& grid,
-                                           const ChunkCoord& chunk, std::span<std::uint64_t> slice,
-                                           std::vector<std::uint64_t>& scratch);
+ChunkedPoints group_by_chunk(const ArrayView& positions, const Grid& grid);
 
 // Chunk coordinate of one point.
 ChunkCoord chunk_of(const ArrayView& positions, std::size_t row, const Grid& grid);

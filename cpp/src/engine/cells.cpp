@@ -31,15 +31,17 @@ void gather_rows(const void* src, std::size_t row_bytes, std::span<const std::ui
   }
 }
 
+// Cells are published by metadata written after them (zarr.json, manifests).
 void put_cell(Store& store, const std::string& key, ByteSpan payload, const CodecSpec& codec) {
   if (codec.kind == CodecSpec::Kind::None) {
     // The vlen-bytes frame goes in front of the payload without copying it.
     std::uint32_t head[2] = {1u, static_cast<std::uint32_t>(payload.size())};
     const ByteSpan parts[2] = {ByteSpan(reinterpret_cast<const std::uint8_t*>(head), sizeof head), payload};
-    store.set_parts(key, parts);
+    store.set_unpublished(key, parts);
   } else {
     Bytes enc = encode_cell(payload, codec);
-    store.set(key, ByteSpan(enc));
+    const ByteSpan whole(enc);
+    store.set_unpublished(key, std::span<const ByteSpan>(&whole, 1));
   }
 }
 

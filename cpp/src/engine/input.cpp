@@ -1,6 +1,8 @@
 #include "engine/input.hpp"
 
 #include <charconv>
+#include <cstring>
+#include <type_traits>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -31,6 +33,60 @@ std::string box_text(const Box& b, bool half_open) {
 
 namespace {
 
+// Min, max and "all finite" of rows [0, m) of an (m, ND) array. Works on the
+// flat array in groups of L values, so each lane keeps one column and the loop
+// vectorises; non-finite values are found from their exponent bits.
+template <class T, int ND>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+bool min_max_finite(const T* __restrict p, std::size_t m, double* mn_out, double* mx_out) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U kExp = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  constexpr int L = ND * 32 / static_cast<int>(sizeof(T));  // a multiple of ND: lane j is column j % ND
+  T mn[L], mx[L];
+  U bad[L];
+  for (int j = 0; j < L; ++j) {
+    mn[j] = std::numeric_limits<T>::infinity();
+    mx[j] = -std::numeric_limits<T>::infinity();
+    bad[j] = 0;
+  }
+  const std::size_t flat = m * ND, full = flat / L * L;
+  for (std::size_t f = 0; f < full; f += L) {
+    for (int j = 0; j < L; ++j) {
+      const T x = p[f + j];
+      U bits;
+      std::memcpy(&bits, &x, sizeof bits);
+      bad[j] |= static_cast<U>((bits & kExp) == kExp);
+      mn[j] = x < mn[j] ? x : mn[j];
+      mx[j] = x > mx[j] ? x : mx[j];
+    }
+  }
+  U any = 0;
+  for (int j = 0; j < L; ++j) any |= bad[j];
+  for (std::size_t f = full; f < flat; ++f) {
+    const T x = p[f];
+    any |= static_cast<U>(!std::isfinite(x));
+    const int j = static_cast<int>(f % ND);
+    mn[j] = x < mn[j] ? x : mn[j];
+    mx[j] = x > mx[j] ? x : mx[j];
+  }
+  for (int j = 0; j < L; ++j) {
+    mn_out[j % ND] = std::min(mn_out[j % ND], static_cast<double>(mn[j]));
+    mx_out[j % ND] = std::max(mx_out[j % ND], static_cast<double>(mx[j]));
+  }
+  return any == 0;
+}
+
+template <class T>
+bool min_max_finite_nd(const T* p, std::size_t m, std::size_t nd, double* mn, double* mx) {
+  switch (nd) {
+    case 2: return min_max_finite<T, 2>(p, m, mn, mx);
+    case 3: return min_max_finite<T, 3>(p, m, mn, mx);
+    default: return min_max_finite<T, 4>(p, m, mn, mx);
+  }
+}
+
 template <class T>
 void scan_positions(const ArrayView& v, int threads, std::vector<double>& mn, std::vector<double>& mx) {
   const std::size_t nd = v.cols;
@@ -42,17 +98,11 @@ void scan_positions(const ArrayView& v, int threads, std::vector<double>& mn, st
   parallel_blocks(v.rows, threads, [&](std::size_t, std::size_t lo, std::size_t hi) {
     std::vector<double> a(nd, std::numeric_limits<double>::infinity()), b(nd, -a[0]);
     std::size_t first_bad = std::numeric_limits<std::size_t>::max();
-    for (std::size_t i = lo; i < hi; ++i) {
-      for (std::size_t d = 0; d < nd; ++d) {
-        double x = static_cast<double>(p[i * nd + d]);
-        if (!std::isfinite(x)) {
-          if (first_bad > i) first_bad = i;
-          continue;
-        }
-        a[d] = std::min(a[d], x);
-        b[d] = std::max(b[d], x);
-      }
-      if (first_bad != std::numeric_limits<std::size_t>::max()) break;
+    if (!min_max_finite_nd<T>(p + lo * nd, hi - lo, nd, a.data(), b.data())) {
+      // Rare: find the first non-finite row, for the error message.
+      for (std::size_t i = lo; i < hi && first_bad == std::numeric_limits<std::size_t>::max(); ++i)
+        for (std::size_t d = 0; d < nd; ++d)
+          if (!std::isfinite(static_cast<double>(p[i * nd + d]))) first_bad = i;
     }
     std::lock_guard<std::mutex> lock(m);
     bad = std::min(bad, first_bad);

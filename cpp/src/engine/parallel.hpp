@@ -2,6 +2,9 @@
 // thread pool does not survive fork(), and our callers (Python multiprocessing,
 // Slurm task launchers) fork.
 #pragma once
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -13,8 +16,19 @@
 
 namespace zvf::detail {
 
+// Default thread count: the CPUs this process may run on. Slurm (cgroups, cpusets)
+// and mpirun (rank binding) restrict that set; counting every CPU of the node
+// instead would oversubscribe the cores of other ranks or jobs.
 inline int resolve_threads(int requested) {
   if (requested > 0) return requested;
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
   unsigned hc = std::thread::hardware_concurrency();
   return hc ? static_cast<int>(hc) : 1;
 }

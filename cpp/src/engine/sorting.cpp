@@ -1,7 +1,11 @@
 #include "engine/sorting.hpp"
 
+#include <sys/mman.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "engine/binning.hpp"
 #include "engine/parallel.hpp"
@@ -115,11 +119,165 @@ SortedPoints sort_dense(const CheckedInput& in, const CellLayout& layout, const 
   return out;
 }
 
+// ---- Direct path: one counting sort by the full (chunk, bin) key. ----
+// When the chunk bounding box times the bins per chunk is small, the rows go
+// straight into storage order in one scatter, and every chunk's cells are then
+// contiguous slices of the sorted copy (no per-chunk sort, no scratch copy).
+// Keys are computed in blocks by a branch-free kernel the compiler vectorises.
+constexpr std::uint64_t kDirectMaxBuckets = 1u << 15;  // cursors per thread stay cache-resident
+constexpr std::size_t kKeyBlock = 512;
+
+struct DirectKeys {
+  double bin[kMaxDims], inv_bin[kMaxDims], inv_bpc[kMaxDims];
+  std::int32_t bmin[kMaxDims], bpc[kMaxDims];
+  std::uint32_t chunk_stride[kMaxDims], bin_stride[kMaxDims];
+  std::uint32_t nbins = 1;
+};
+
+// key = chunk index in the box * nbins + bin inside the chunk (C order). Same bin
+// as bin_coord(): floor of the product, then the exact fix-ups against the bin
+// edges. The int32 conversions are safe: sort_points checked the bin range.
+template <class T, int ND>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void direct_keys(const T* __restrict p, std::size_t m, const DirectKeys& params, std::uint32_t* __restrict out) {
+  const DirectKeys k = params;  // a local copy: no aliasing with `out`, so the loop vectorises
+  for (std::size_t i = 0; i < m; ++i) {
+    std::uint32_t ck = 0, bk = 0;
+    for (int d = 0; d < ND; ++d) {
+      const double x = static_cast<double>(p[i * ND + d]);
+      const double q = x * k.inv_bin[d];
+      // Comparisons turned into 0/1 integers rather than branches or selects.
+      std::int32_t b = static_cast<std::int32_t>(q);  // truncation, then down to the floor
+      b -= static_cast<std::int32_t>(static_cast<double>(b) > q);
+      b -= static_cast<std::int32_t>(static_cast<double>(b) * k.bin[d] > x);
+      b += static_cast<std::int32_t>((static_cast<double>(b) + 1.0) * k.bin[d] <= x);
+      const std::int32_t r = b - k.bmin[d];  // >= 0 inside the box
+      std::int32_t c = static_cast<std::int32_t>(static_cast<double>(r) * k.inv_bpc[d]);
+      c -= static_cast<std::int32_t>(c * k.bpc[d] > r);
+      c += static_cast<std::int32_t>((c + 1) * k.bpc[d] <= r);
+      ck += static_cast<std::uint32_t>(c) * k.chunk_stride[d];
+      bk += static_cast<std::uint32_t>(r - c * k.bpc[d]) * k.bin_stride[d];
+    }
+    out[i] = ck * k.nbins + bk;
+  }
+}
+
+template <class T, int ND>
+SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const KeySpace& ks, int threads) {
+  const ArrayView& pos = *in.positions;
+  const std::size_t n = pos.rows;
+  const Grid& g = in.grid;
+  DirectKeys k;
+  k.nbins = static_cast<std::uint32_t>(g.bins_per_chunk_total());
+  std::uint32_t bstride = 1;
+  for (int d = ND - 1; d >= 0; --d) {
+    k.bin[d] = g.bin_shape[d];
+    k.inv_bin[d] = ks.inv_bin[d];
+    k.bpc[d] = static_cast<std::int32_t>(g.bins_per_chunk[d]);
+    k.inv_bpc[d] = ks.inv_bpc[d];
+    k.bmin[d] = static_cast<std::int32_t>(ks.cmin[d] * g.bins_per_chunk[d]);
+    k.chunk_stride[d] = static_cast<std::uint32_t>(ks.chunk_stride[d]);
+    k.bin_stride[d] = bstride;
+    bstride *= static_cast<std::uint32_t>(g.bins_per_chunk[d]);
+  }
+  const std::uint64_t B = ks.buckets * k.nbins;
+  const T* src = static_cast<const T*>(pos.data);
+  const int t = std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(1, n / 65536))));
+  std::vector<std::vector<std::uint64_t>> counts(t);
+  parallel_blocks(n, t, [&](std::size_t b, std::size_t lo, std::size_t hi) {
+    auto& cnt = counts[b];
+    cnt.assign(B, 0);
+    std::uint32_t keys[kKeyBlock];
+    for (std::size_t i = lo; i < hi; i += kKeyBlock) {
+      const std::size_t m = std::min(kKeyBlock, hi - i);
+      direct_keys<T, ND>(src + i * ND, m, k, keys);
+      for (std::size_t j = 0; j < m; ++j) ++cnt[keys[j]];
+    }
+  });
+  // Cursors: key-major, block-minor, so the scatter keeps input order in a bin.
+  SortedPoints out;
+  out.grid = &in.grid;
+  std::uint64_t run = 0;
+  for (std::uint64_t c = 0; c < ks.buckets; ++c) {
+    const std::uint64_t chunk_start = run;
+    for (std::uint64_t f = c * k.nbins; f < (c + 1) * k.nbins; ++f) {
+      std::uint64_t in_bin = 0;
+      for (int b = 0; b < t; ++b) {
+        const std::uint64_t kk = counts[b][f];
+        counts[b][f] = run;
+        run += kk;
+        in_bin += kk;
+      }
+      out.bin_counts.push_back(static_cast<std::int64_t>(in_bin));
+    }
+    if (run == chunk_start) {  // empty chunk: keep only occupied chunks
+      out.bin_counts.resize(out.bin_counts.size() - k.nbins);
+      continue;
+    }
+    ChunkCoord cc(ND);
+    std::uint64_t rem = c;
+    for (int d = 0; d < ND; ++d) {
+      cc[d] = ks.cmin[d] + static_cast<std::int64_t>(rem / ks.chunk_stride[d]);
+      rem %= ks.chunk_stride[d];
+    }
+    out.chunks.push_back(std::move(cc));
+    out.offsets.push_back(chunk_start);
+  }
+  out.offsets.push_back(run);
+  const std::size_t prow = layout.vertex_row_bytes();
+  out.positions = RawBuffer(n * prow);
+  out.attrs.reserve(layout.attrs.size());
+  for (std::size_t a = 0; a < layout.attrs.size(); ++a) out.attrs.emplace_back(n * layout.attr_row_bytes(a));
+  parallel_blocks(n, t, [&](std::size_t b, std::size_t lo, std::size_t hi) {
+    std::uint64_t* cur = counts[b].data();
+    std::uint32_t keys[kKeyBlock];
+    std::uint64_t dst[kKeyBlock];
+    for (std::size_t i = lo; i < hi; i += kKeyBlock) {
+      const std::size_t m = std::min(kKeyBlock, hi - i);
+      direct_keys<T, ND>(src + i * ND, m, k, keys);
+      for (std::size_t j = 0; j < m; ++j) dst[j] = cur[keys[j]]++;
+      // One stream at a time: fewer live write cursors per loop.
+      const auto* ps = reinterpret_cast<const std::uint8_t*>(src + i * ND);
+      for (std::size_t j = 0; j < m; ++j) copy_row(out.positions.data.get() + dst[j] * prow, ps + j * prow, prow);
+      for (std::size_t a = 0; a < layout.attrs.size(); ++a) {
+        const std::size_t ab = layout.attr_row_bytes(a);
+        const auto* as = static_cast<const std::uint8_t*>((*in.attributes)[a].view.data) + i * ab;
+        std::uint8_t* ad = out.attrs[a].data.get();
+        for (std::size_t j = 0; j < m; ++j) copy_row(ad + dst[j] * ab, as + j * ab, ab);
+      }
+    }
+  });
+  return out;
+}
+
+// The direct kernel works in int32 bin indices and uint32 keys.
+bool direct_path_fits(const CheckedInput& in, const KeySpace& ks) {
+  const Grid& g = in.grid;
+  const long double buckets = static_cast<long double>(ks.buckets) * static_cast<long double>(g.bins_per_chunk_total());
+  if (buckets > kDirectMaxBuckets) return false;
+  for (std::size_t d = 0; d < g.ndim(); ++d) {
+    const double lo = std::abs(in.pos_min[d]) / g.bin_shape[d], hi = std::abs(in.pos_max[d]) / g.bin_shape[d];
+    if (std::max(lo, hi) > 1.0e9 || static_cast<double>(std::abs(ks.cmin[d] * g.bins_per_chunk[d])) > 1.0e9) return false;
+  }
+  return true;
+}
+
+template <class T>
+SortedPoints sort_direct_nd(const CheckedInput& in, const CellLayout& layout, const KeySpace& ks, int threads) {
+  switch (in.positions->cols) {
+    case 2: return sort_direct<T, 2>(in, layout, ks, threads);
+    case 3: return sort_direct<T, 3>(in, layout, ks, threads);
+    default: return sort_direct<T, 4>(in, layout, ks, threads);
+  }
+}
+
 // Scattered data whose chunk bounding box is too large to count into: group by
 // chunk through a hash map, then sort each chunk by fragment.
 SortedPoints sort_sparse(const CheckedInput& in, const CellLayout& layout, int threads) {
   const ArrayView& pos = *in.positions;
-  ChunkedPoints groups = group_by_chunk(pos, in.grid, in.pos_min, in.pos_max, threads);
+  ChunkedPoints groups = group_by_chunk(pos, in.grid);
   SortedPoints out;
   out.grid = &in.grid;
   out.chunks = groups.chunks;
@@ -145,6 +303,25 @@ SortedPoints sort_sparse(const CheckedInput& in, const CellLayout& layout, int t
 
 }  // namespace
 
+RawBuffer::RawBuffer(std::size_t n) : size(n) {
+  if (n == 0) return;
+  constexpr std::size_t kHuge = std::size_t(2) << 20;
+  void* p = nullptr;
+  if (n >= 4 * kHuge) {
+    const std::size_t rounded = (n + kHuge - 1) / kHuge * kHuge;
+    p = std::aligned_alloc(kHuge, rounded);
+#ifdef MADV_HUGEPAGE
+    if (p) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
+  } else {
+    p = std::malloc(n);
+  }
+  if (!p) throw std::bad_alloc();
+  data.reset(static_cast<std::uint8_t*>(p));
+}
+
+void RawBuffer::Free::operator()(std::uint8_t* p) const noexcept { std::free(p); }
+
 ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, ChunkScratch& sc) const {
   const std::uint64_t first = offsets[k], n = offsets[k + 1] - first;
   const std::size_t nd = layout.ndim, prow = layout.vertex_row_bytes();
@@ -155,8 +332,9 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
   v.count = n;
   sc.frag_counts.assign(static_cast<std::size_t>(nbins), 0);
   v.frag_counts = &sc.frag_counts;
-  if (nbins == 1) {  // one bin per chunk: already in storage order
-    sc.frag_counts[0] = static_cast<std::int64_t>(n);
+  if (nbins == 1 || !bin_counts.empty()) {  // already in storage order
+    if (nbins == 1) sc.frag_counts[0] = static_cast<std::int64_t>(n);
+    else std::copy_n(bin_counts.begin() + static_cast<std::ptrdiff_t>(k * nbins), nbins, sc.frag_counts.begin());
     v.vertices = ByteSpan(pos, n * prow);
     for (std::size_t a = 0; a < attrs.size(); ++a)
       v.attrs.emplace_back(attrs[a].data.get() + first * layout.attr_row_bytes(a), n * layout.attr_row_bytes(a));
@@ -229,6 +407,10 @@ SortedPoints sort_points(const CheckedInput& in, const CellLayout& layout, int t
   const long double limit = std::max<long double>(1 << 20, static_cast<long double>(pos.rows) / 8);
   if (box > limit) return sort_sparse(in, layout, threads);
   ks.buckets = static_cast<std::uint64_t>(box);
+  if (direct_path_fits(in, ks)) {
+    return pos.dtype == DType::F32 ? sort_direct_nd<float>(in, layout, ks, threads)
+                                   : sort_direct_nd<double>(in, layout, ks, threads);
+  }
   return pos.dtype == DType::F32 ? sort_dense<float>(in, layout, ks, threads) : sort_dense<double>(in, layout, ks, threads);
 }
 
