@@ -26,6 +26,7 @@ void register_finalise(CLI::App& app, std::vector<Command>& commands);
 void register_info(CLI::App& app, std::vector<Command>& commands);
 void register_query(CLI::App& app, std::vector<Command>& commands);
 void register_pyramid(CLI::App& app, std::vector<Command>& commands);
+void register_validate(CLI::App& app, std::vector<Command>& commands);
 void register_plan(CLI::App& app, std::vector<Command>& commands);
 void register_stripe(CLI::App& app, std::vector<Command>& commands);
 

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   zvf::cli::register_info(app, commands);
   zvf::cli::register_query(app, commands);
   zvf::cli::register_pyramid(app, commands);
+  zvf::cli::register_validate(app, commands);
   zvf::cli::register_plan(app, commands);
   zvf::cli::register_stripe(app, commands);
   app.footer(kFooter);

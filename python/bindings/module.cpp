@@ -13,6 +13,7 @@
 #include "zvf/plan.hpp"
 #include "zvf/points.hpp"
 #include "zvf/pyramid.hpp"
+#include "zvf/validate.hpp"
 
 namespace py = pybind11;
 using namespace zvf;
@@ -376,4 +377,21 @@ PYBIND11_MODULE(_zvf, m) {
                     py::arg("bounds") = py::make_tuple(py::cast(info.bounds.lo), py::cast(info.bounds.hi)),
                     py::arg("compressor") = info.codec, py::arg("attributes") = attrs, py::arg("levels") = levels);
   });
+  m.def(
+      "validate",
+      [](const std::string& url, int level, int threads) {
+        ValidationReport report;
+        {
+          py::gil_scoped_release nogil;
+          auto store = open_store_url(url);
+          report = validate_store(*store, ValidateOptions{level}, Exec{threads, {}});
+        }
+        py::list findings;
+        for (const auto& f : report.findings)
+          findings.append(py::dict(py::arg("level") = f.level, py::arg("severity") = severity_name(f.severity),
+                                   py::arg("key") = f.key, py::arg("message") = f.message));
+        return py::dict(py::arg("level") = report.level, py::arg("ok") = report.ok(), py::arg("findings") = findings,
+                        py::arg("passed") = report.passed);
+      },
+      py::arg("url"), py::arg("level") = 3, py::arg("threads") = 0);
 }

@@ -24,6 +24,7 @@ from .core.plan import ChunkPlan, plan_chunks
 from .core.store import open_store
 from .multiresolution.coarsen import build_pyramid, select_level
 from .types.points import read_points, write_points, write_points_partition
+from .validate import validate as validate_store
 
 __version__ = "0.1.0"
 ZV_VERSION = _zvf.ZV_VERSION
@@ -54,6 +55,7 @@ __all__ = [
     "read_points",
     "select_level",
     "store_info",
+    "validate_store",
     "write_multiscale_metadata",
     "write_points",
     "write_points_partition",

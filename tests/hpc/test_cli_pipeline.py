@@ -4,7 +4,7 @@ examples/hpc/submit_array_cli.sh runs as four concurrent "array tasks" (bash
 with SLURM_ARRAY_TASK_ID set; test_slurm.py also runs it under Slurm), each
 handing its slab to `zvf write-partition` from a different input format
 (.npy, CSV, binary PLY, ASCII PLY). Then `zvf info`, `zvf finalise`,
-`zvf query --bbox` to CSV and .npy, and the exit codes of failures.
+`zvf query --bbox` to CSV and .npy, `zvf validate`, and the exit codes of failures.
 """
 
 from __future__ import annotations
@@ -109,10 +109,12 @@ def test_info_lists_pending_partitions(pipeline):
     assert sum(p["vertex_count"] for p in parts.values()) == TOTAL
 
 
-def test_finalise_then_store_holds_every_point(pipeline):
+def test_finalise_then_store_holds_every_point(pipeline, zvf_cli):
     proc = check(pipeline["finalise"])
     assert "\r" not in proc.stderr
     assert_same_multiset(read_ours(pipeline["store"]), pipeline["expected"], "store written by zvf")
+    report = check(run([zvf_cli, "validate", pipeline["store"], "--level", "5"])).stdout
+    assert "valid: 0 error(s), 0 warning(s)" in report, report
 
 
 def test_info_of_finalised_store(pipeline, zvf_cli):

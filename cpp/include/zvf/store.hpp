@@ -88,6 +88,8 @@ class PosixStore final : public Store {
   // Deletes the temp files that set() calls killed mid-write left in one directory
   // (not recursive). Only safe when no writer is active there (e.g. finalisation).
   std::size_t remove_temporaries(const std::string& dir_prefix);
+  // Keys of such temp files under prefix (recursive), sorted; for zvf validate.
+  std::vector<std::string> list_temporaries(const std::string& prefix) const;
   const std::string& root() const { return root_; }
 
  private:

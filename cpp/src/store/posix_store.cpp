@@ -359,6 +359,26 @@ std::vector<std::string> PosixStore::list(const std::string& prefix) const {
   return out;
 }
 
+std::vector<std::string> PosixStore::list_temporaries(const std::string& prefix) const {
+  const std::string p = normalize_prefix(prefix);
+  std::vector<std::string> out;
+  std::vector<std::pair<fs::path, std::string>> todo{{fs::path(p.empty() ? root_ : root_ + "/" + p), p}};
+  while (!todo.empty()) {  // best effort: an unreadable directory is skipped, not an error
+    auto [dir, key_prefix] = std::move(todo.back());
+    todo.pop_back();
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      const std::string key = key_prefix.empty() ? name : key_prefix + "/" + name;
+      std::error_code sec;
+      if (it->is_directory(sec) && !it->is_symlink(sec)) todo.emplace_back(it->path(), key);
+      else if (ends_with(name, kTmpSuffix)) out.push_back(key);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 void PosixStore::rename(const std::string& from, const std::string& to) {
   check_key(from);
   check_key(to);
