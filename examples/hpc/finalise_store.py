@@ -3,7 +3,7 @@
     python finalise_store.py --output /scratch/scan.zarrvectors
 
 Merges the partitions and writes the store's metadata, builds the pyramid
-when this installation has the pyramid builder, then consolidates metadata.
+(unless --no-pyramid), then consolidates metadata.
 Running it again on a finalised store changes nothing.
 """
 
@@ -15,11 +15,7 @@ import zarr_vectors
 from zarr_vectors.core.multiscale import write_multiscale_metadata
 from zarr_vectors.core.store import open_store
 from zarr_vectors.errors import ZvfError
-
-try:  # zarr_vectors.multiresolution.coarsen: in installations that have it
-    from zarr_vectors.multiresolution.coarsen import build_pyramid
-except ImportError:
-    build_pyramid = None
+from zarr_vectors.multiresolution.coarsen import build_pyramid
 
 
 def main():
@@ -40,7 +36,7 @@ def main():
     except ZvfError as err:
         raise SystemExit(f"finalise_store.py: {err}") from None
 
-    if build_pyramid is not None and not args.no_pyramid:
+    if not args.no_pyramid:
         build_pyramid(args.output, factors=[(2.0, 1.0), (2.0, 1.0)])
     else:
         print("No pyramid built (level 0 only).")
