@@ -1030,7 +1030,9 @@ TEST_P(Partitions, OrphansSweptWhenNothingIsLeftToMerge) {
   EXPECT_TRUE(rep.changed);
   EXPECT_EQ(rep.orphans_removed, 8u);
   EXPECT_TRUE(rep.merged.empty());
-  if (GetParam() == Backend::Posix) EXPECT_FALSE(fs::exists(tmp)) << "the killed writer's temporary file survived";
+  if (GetParam() == Backend::Posix) {
+    EXPECT_FALSE(fs::exists(tmp)) << "the killed writer's temporary file survived";
+  }
   EXPECT_TRUE(same_snapshot(final_state, snapshot(*ts))) << "only the orphan cells may change";
   EXPECT_FALSE(has_staging(*ts));
 }
