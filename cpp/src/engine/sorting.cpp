@@ -55,6 +55,23 @@ inline std::uint64_t key_of(const void* data, std::size_t nd, std::size_t row, c
   return chunk;
 }
 
+// Coordinate of the chunk with C-order index c inside the key space's chunk box.
+ChunkCoord chunk_at(std::uint64_t c, const KeySpace& ks, std::size_t nd) {
+  ChunkCoord cc(nd);
+  for (std::size_t d = 0; d < nd; ++d) {
+    cc[d] = ks.cmin[d] + static_cast<std::int64_t>(c / ks.chunk_stride[d]);
+    c %= ks.chunk_stride[d];
+  }
+  return cc;
+}
+
+// The sorted copies of the positions and every attribute, n rows each.
+void allocate_rows(SortedPoints& out, std::size_t n, const CellLayout& layout) {
+  out.positions = RawBuffer(n * layout.vertex_row_bytes());
+  out.attrs.reserve(layout.attrs.size());
+  for (std::size_t a = 0; a < layout.attrs.size(); ++a) out.attrs.emplace_back(n * layout.attr_row_bytes(a));
+}
+
 template <class T>
 SortedPoints sort_dense(const CheckedInput& in, const CellLayout& layout, const KeySpace& ks, int threads) {
   const ArrayView& pos = *in.positions;
@@ -80,20 +97,12 @@ SortedPoints sort_dense(const CheckedInput& in, const CellLayout& layout, const 
       run += k;
     }
     if (run == chunk_start) continue;
-    ChunkCoord cc(nd);
-    std::uint64_t rem = c;
-    for (std::size_t d = 0; d < nd; ++d) {
-      cc[d] = ks.cmin[d] + static_cast<std::int64_t>(rem / ks.chunk_stride[d]);
-      rem %= ks.chunk_stride[d];
-    }
-    out.chunks.push_back(std::move(cc));
+    out.chunks.push_back(chunk_at(c, ks, nd));
     out.offsets.push_back(chunk_start);
   }
   out.offsets.push_back(run);
   const std::size_t prow = layout.vertex_row_bytes();
-  out.positions = RawBuffer(n * prow);
-  out.attrs.reserve(layout.attrs.size());
-  for (std::size_t k = 0; k < layout.attrs.size(); ++k) out.attrs.emplace_back(n * layout.attr_row_bytes(k));
+  allocate_rows(out, n, layout);
   parallel_blocks(n, t, [&](std::size_t b, std::size_t lo, std::size_t hi) {
     std::uint64_t* cur = counts[b].data();
     const auto* src = static_cast<const std::uint8_t*>(pos.data);
@@ -207,20 +216,12 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
       out.bin_counts.resize(out.bin_counts.size() - k.nbins);
       continue;
     }
-    ChunkCoord cc(ND);
-    std::uint64_t rem = c;
-    for (int d = 0; d < ND; ++d) {
-      cc[d] = ks.cmin[d] + static_cast<std::int64_t>(rem / ks.chunk_stride[d]);
-      rem %= ks.chunk_stride[d];
-    }
-    out.chunks.push_back(std::move(cc));
+    out.chunks.push_back(chunk_at(c, ks, ND));
     out.offsets.push_back(chunk_start);
   }
   out.offsets.push_back(run);
   const std::size_t prow = layout.vertex_row_bytes();
-  out.positions = RawBuffer(n * prow);
-  out.attrs.reserve(layout.attrs.size());
-  for (std::size_t a = 0; a < layout.attrs.size(); ++a) out.attrs.emplace_back(n * layout.attr_row_bytes(a));
+  allocate_rows(out, n, layout);
   parallel_blocks(n, t, [&](std::size_t b, std::size_t lo, std::size_t hi) {
     std::uint64_t* cur = counts[b].data();
     std::uint32_t keys[kKeyBlock];
@@ -274,8 +275,7 @@ SortedPoints sort_sparse(const CheckedInput& in, const CellLayout& layout, int t
   out.chunks = groups.chunks;
   out.offsets = groups.offsets;
   const std::size_t n = pos.rows, prow = layout.vertex_row_bytes();
-  out.positions = RawBuffer(n * prow);
-  for (std::size_t k = 0; k < layout.attrs.size(); ++k) out.attrs.emplace_back(n * layout.attr_row_bytes(k));
+  allocate_rows(out, n, layout);
   parallel_for(groups.chunks.size(), threads, [&](std::size_t c) {
     auto rows = groups.slice(c);
     std::uint64_t dst = groups.offsets[c];
