@@ -14,24 +14,9 @@ namespace zvf {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::optional<std::string> nonempty(const EnvLookup& env, const std::string& name) {
-  auto v = env(name);
-  if (v && v->empty()) return std::nullopt;
-  return v;
-}
-
-std::optional<std::string> read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using s3::lower;
+using s3::nonempty;
+using s3::read_text;
 
 std::string expand_home(const std::string& path, const EnvLookup& env) {
   if (path.empty() || path[0] != '~') return path;

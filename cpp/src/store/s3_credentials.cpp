@@ -97,25 +97,6 @@ class Secrets {
   std::vector<std::string> items_;
 };
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::optional<std::string> nonempty(const EnvLookup& env, const std::string& name) {
-  auto v = env(name);
-  if (v && v->empty()) return std::nullopt;
-  return v;
-}
-
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   std::size_t i = 0;
@@ -498,7 +479,7 @@ class Resolver {
     auto secrets = secrets_;
     return make(desc, [=] {
       // Re-read every time: the platform rotates the token in place.
-      auto token = read_file(token_file);
+      auto token = read_text(token_file);
       if (!token) fail(Error::Code::IO, desc + ": cannot read the token file " + token_file);
       const std::string t = trim(*token);
       if (t.empty()) fail(Error::Code::IO, desc + ": the token file " + token_file + " is empty");
@@ -549,7 +530,7 @@ class Resolver {
       req.timeout_ms = 5000;
       std::string auth;
       if (token_file) {
-        auto t = read_file(*token_file);
+        auto t = read_text(*token_file);
         if (!t) fail(Error::Code::IO, desc + ": cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + *token_file);
         auth = trim(*t);
       } else if (token) {
@@ -699,7 +680,7 @@ class Resolver {
     while (dirent* e = ::readdir(d)) {
       const std::string file = e->d_name;
       if (file.size() < 5 || file.compare(file.size() - 5, 5, ".json") != 0) continue;
-      auto text = read_file(dir + "/" + file);
+      auto text = read_text(dir + "/" + file);
       if (!text) continue;
       json j = json::parse(*text, nullptr, false);
       if (!j.is_object() || j.value("startUrl", "") != start_url || !j.contains("accessToken")) continue;

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "zvf/s3.hpp"
+
 namespace zvf::s3 {
 
 // RFC 3986 percent-encoding as SigV4 wants it: unreserved characters
@@ -36,5 +38,12 @@ std::string base64(const std::uint8_t* data, std::size_t n);
 // are ignored.
 using Ini = std::map<std::string, std::map<std::string, std::string>>;
 Ini parse_ini(std::string_view text);
+
+// Small helpers shared by the configuration and the credential chain.
+std::string lower(std::string s);  // ASCII lower case
+// The variable's value, or nullopt when it is unset or empty (as the AWS tools treat it).
+std::optional<std::string> nonempty(const EnvLookup& env, const std::string& name);
+// A whole file's bytes, or nullopt when it cannot be opened.
+std::optional<std::string> read_text(const std::string& path);
 
 }  // namespace zvf::s3
