@@ -67,7 +67,7 @@ TEST_F(PosixCellsTest, ManyPartsAreConcatenatedInOrder) {
   EXPECT_EQ(std::string(got->begin(), got->end()), expect);
 }
 
-TEST_F(PosixCellsTest, NewKeyIsWrittenInPlaceWithItsDirectories) {
+TEST_F(PosixCellsTest, NewKeyGetsItsDirectoriesAndLeavesNoTempFile) {
   PosixStore store(root_.string());
   const std::string head = "HD", body = "payload";
   const ByteSpan parts[2] = {span_of(head), span_of(body)};

@@ -201,6 +201,20 @@ bool HttpClient::transient(int code) {
 
 bool HttpClient::truncated(int code) { return static_cast<CURLcode>(code) == CURLE_PARTIAL_FILE; }
 
+// The transfer's outcome: libcurl's code and message (without a trailing newline)
+// and the HTTP status, if any.
+static void record_outcome(CURL* h, CURLcode rc, const char* errbuf, HttpResponse& resp) {
+  resp.curl_code = static_cast<int>(rc);
+  if (rc != CURLE_OK) {
+    resp.curl_error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    while (!resp.curl_error.empty() && (resp.curl_error.back() == '\n' || resp.curl_error.back() == '\r'))
+      resp.curl_error.pop_back();
+  }
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  resp.status = status;
+}
+
 HttpResponse HttpClient::perform(const HttpRequest& req) const {
   Pool& p = *pool_;
   const S3Config& c = p.config;
@@ -273,15 +287,7 @@ HttpResponse HttpClient::perform(const HttpRequest& req) const {
   }
 
   const CURLcode rc = curl_easy_perform(h);
-  resp.curl_code = static_cast<int>(rc);
-  if (rc != CURLE_OK) {
-    resp.curl_error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
-    while (!resp.curl_error.empty() && (resp.curl_error.back() == '\n' || resp.curl_error.back() == '\r'))
-      resp.curl_error.pop_back();
-  }
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  resp.status = status;
+  record_outcome(h, rc, errbuf, resp);
   return resp;
 }
 
@@ -333,15 +339,7 @@ HttpResponse perform_simple(const SimpleRequest& req) {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
   const CURLcode rc = curl_easy_perform(h);
-  resp.curl_code = static_cast<int>(rc);
-  if (rc != CURLE_OK) {
-    resp.curl_error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
-    while (!resp.curl_error.empty() && (resp.curl_error.back() == '\n' || resp.curl_error.back() == '\r'))
-      resp.curl_error.pop_back();
-  }
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  resp.status = status;
+  record_outcome(h, rc, errbuf, resp);
   return resp;
 }
 
