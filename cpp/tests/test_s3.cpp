@@ -54,7 +54,6 @@ constexpr const char* kAccessKey = "AKIAZVFTESTKEY000001";
 constexpr const char* kSecretKey = "zvfTestSecret/0123456789+abcdefghijKLMNOP";
 constexpr const char* kToken = "zvfSessionToken//abcdefghij0123456789==";
 
-std::string str(const Bytes& b) { return std::string(b.begin(), b.end()); }
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
