@@ -11,7 +11,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Any, Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from _fs import retire  # noqa: E402
 
 
 # ---- timing and summaries ---------------------------------------------------------
@@ -73,11 +74,8 @@ def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 
 def remove(path: str) -> None:
-    """Remove a file or a directory tree, if present."""
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.exists(path):
-        os.remove(path)
+    """Clear a benchmark output between repeats, if present: retired, see _fs.py."""
+    retire(path)
 
 
 def dir_bytes(path: str) -> int:

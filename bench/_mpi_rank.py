@@ -8,7 +8,6 @@ rank does identical work and no chunk is shared. Rank 0 prints one JSON line.
 """
 
 import json
-import shutil
 import sys
 import time
 import warnings
@@ -17,6 +16,7 @@ warnings.filterwarnings("ignore")
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from mpi4py import MPI  # noqa: E402
 
+from _fs import retire  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 from zarr_vectors.core.multiscale import finalise  # noqa: E402
@@ -33,7 +33,7 @@ z_range = (rank * SLAB, (rank + 1) * SLAB)
 write, final = [], []
 for _ in range(cfg["repeat"]):
     if rank == 0:
-        shutil.rmtree(cfg["store"], ignore_errors=True)
+        retire(cfg["store"])
     comm.Barrier()
     t0 = time.perf_counter()
     write_points_partition(cfg["store"], positions, chunk_shape=CHUNK, bin_shape=BIN,
@@ -46,5 +46,5 @@ for _ in range(cfg["repeat"]):
         final.append(time.perf_counter() - t0)
     comm.Barrier()
 if rank == 0:
-    shutil.rmtree(cfg["store"], ignore_errors=True)
+    retire(cfg["store"])
     print(json.dumps({"ranks": size, "write_to_barrier": write, "finalise": final}), flush=True)

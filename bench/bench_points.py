@@ -41,10 +41,8 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
     masks = [(positions[:, 2] >= lo) & (positions[:, 2] < hi) for lo, hi in slabs]
     slab_data = [(np.ascontiguousarray(positions[m]), np.ascontiguousarray(intensity[m])) for m in masks]
     for _ in range(repeat):
-        for p in (one, parts):
-            shutil.rmtree(p, ignore_errors=True)
-        if os.path.exists(raw):
-            os.remove(raw)
+        for p in (one, parts, raw):
+            remove(p)
 
         def tofile():
             with open(raw, "wb") as f:

@@ -23,6 +23,7 @@ import warnings
 
 warnings.filterwarnings("ignore")
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from _fs import retire  # noqa: E402
 from _workload import BIN, CHUNK, points  # noqa: E402
 
 with contextlib.redirect_stdout(sys.stderr):
@@ -45,13 +46,13 @@ def op_points(sizes, workdir, repeat):
         path = f"{workdir}/ref-points.zarrvectors"
         w, r = [], []
         for _ in range(repeat):
-            shutil.rmtree(path, ignore_errors=True)
+            retire(path)
             w.append(timed(lambda: write_points(path, positions, chunk_shape=CHUNK, bin_shape=BIN,
                                                 vertex_attributes={"intensity": intensity})))
             got = {}
             r.append(timed(lambda: got.update(read_points(path, attribute_names=["intensity"]))))
             assert len(got["positions"]) == n
-        shutil.rmtree(path, ignore_errors=True)
+        retire(path)
         out["write"][str(n)], out["read_all"][str(n)] = w, r
     return out
 
@@ -63,18 +64,18 @@ def op_chunks(n, chunk_sizes, bins_per_axis, workdir, repeat):
     for c in chunk_sizes:
         samples = []
         for _ in range(repeat):
-            shutil.rmtree(path, ignore_errors=True)
+            retire(path)
             samples.append(timed(lambda: write_points(
                 path, positions, chunk_shape=(c, c, c), bin_shape=(c / bins_per_axis,) * 3,
                 vertex_attributes={"intensity": intensity})))
         out["write"][str(c)] = samples
-    shutil.rmtree(path, ignore_errors=True)
+    retire(path)
     return out
 
 
 def op_write(path, n):
     positions, intensity = points(n)
-    shutil.rmtree(path, ignore_errors=True)
+    retire(path)
     write_points(path, positions, chunk_shape=CHUNK, bin_shape=BIN, vertex_attributes={"intensity": intensity})
     return {}
 
@@ -99,10 +100,10 @@ def op_pyramid(source, workdir, factors, repeat):
     build = []
     for _ in range(repeat):
         path = f"{workdir}/ref-pyramid.zarrvectors"
-        shutil.rmtree(path, ignore_errors=True)
+        retire(path)
         shutil.copytree(source, path)
         build.append(timed(lambda: build_pyramid(path, factors=[tuple(f) for f in factors])))
-        shutil.rmtree(path, ignore_errors=True)
+        retire(path)
     return {"build": build}
 
 

@@ -1,6 +1,7 @@
 // A C++ driver for profiling the engine without Python in the way, e.g. under
 //   valgrind --tool=callgrind build/cpp-bench/bench/native/zvf_profile write 1000000
 //   perf record -e cpu-clock build/cpp-bench/bench/native/zvf_profile pyramid 1000000
+//   build/cpp-bench/bench/native/zvf_profile read 10000000 5     (times read_points of all)
 // Workload A of issue 6: N uniform float32 xyz points in [0, 1000)^3, chunk 200^3,
 // bin 50^3, one float32 attribute, no compression. Prints wall and CPU seconds per
 // repeat; the figures in docs/benchmarks.md come from bench/run_all.py, not from here.
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,7 +30,7 @@ double cpu() {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: zvf_profile write|pyramid [N=1000000] [repeats=3] [dir=$TMPDIR]\n");
+  std::fprintf(stderr, "usage: zvf_profile write|pyramid|read [N=1000000] [repeats=3] [dir=$TMPDIR]\n");
   return 2;
 }
 
@@ -37,7 +39,7 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   const std::string what = argv[1];
-  if (what != "write" && what != "pyramid") return usage();
+  if (what != "write" && what != "pyramid" && what != "read") return usage();
   const long n_arg = argc > 2 ? std::atol(argv[2]) : 1000000;
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
   if (n_arg <= 0 || repeats <= 0) return usage();
@@ -55,6 +57,10 @@ int main(int argc, char** argv) {
   layout.chunk_shape = {200, 200, 200};
   layout.bin_shape = {50, 50, 50};
 
+  // Stores are removed after the last repeat, not between repeats: on an ext4
+  // without a journal, creating files within a minute of deleting others scans
+  // the deleted inodes (recently_deleted()), which would be timed as ours.
+  std::vector<std::filesystem::path> written;
   try {
     for (int r = 0; r < repeats; ++r) {
       const auto store_path = dir / ("zvf_profile_" + std::to_string(::getpid()) + "_" + std::to_string(r));
@@ -68,13 +74,20 @@ int main(int argc, char** argv) {
         zvf::PyramidOptions opt;
         opt.levels = {zvf::PyramidLevelSpec{2.0, 1.0, {}}, zvf::PyramidLevelSpec{2.0, 1.0, {}}};
         zvf::build_pyramid(store, opt);
+      } else if (what == "read") {
+        t0 = wall();
+        c0 = cpu();
+        const zvf::PointCloud pc = zvf::read_points(store);
+        if (pc.positions.rows != n) throw std::runtime_error("read back " + std::to_string(pc.positions.rows) + " rows");
       }
       std::printf("%s N=%zu: %.3f s wall, %.3f s cpu\n", what.c_str(), n, wall() - t0, cpu() - c0);
-      std::filesystem::remove_all(store_path);
+      written.push_back(store_path);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zvf_profile: %s\n", e.what());
+    for (const auto& p : written) std::filesystem::remove_all(p);
     return 1;
   }
+  for (const auto& p : written) std::filesystem::remove_all(p);
   return 0;
 }

@@ -42,6 +42,36 @@ TEST_P(StoreConformance, SetPartsConcatenates) {
   EXPECT_EQ(str(*s().get("p")), head + tail);
 }
 
+TEST_P(StoreConformance, SizeOfAndReadParts) {
+  std::string value(100000, 'v');
+  for (std::size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>('a' + i % 26);
+  s().set("d/k", value);
+  ASSERT_TRUE(s().size_of("d/k"));
+  EXPECT_EQ(*s().size_of("d/k"), value.size());
+  EXPECT_FALSE(s().size_of("d/missing"));
+  EXPECT_FALSE(s().size_of("d"));  // a prefix, not a value
+
+  // Parts filled in order; a part past the end stays untouched and is not counted.
+  std::uint8_t head[8], tail = 0xEE;
+  std::vector<std::uint8_t> body(value.size() - 8);
+  const std::span<std::uint8_t> parts[] = {{head, 8}, {}, {body.data(), body.size()}, {&tail, 1}};
+  const auto got = s().read_parts("d/k", parts);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, value.size());
+  EXPECT_EQ(std::string(head, head + 8), value.substr(0, 8));
+  EXPECT_EQ(std::string(body.begin(), body.end()), value.substr(8));
+  EXPECT_EQ(tail, 0xEE);
+
+  std::vector<std::uint8_t> small(10);
+  const std::span<std::uint8_t> one[] = {{small.data(), small.size()}};
+  EXPECT_EQ(*s().read_parts("d/k", one), 10u);
+  EXPECT_EQ(std::string(small.begin(), small.end()), value.substr(0, 10));
+  EXPECT_FALSE(s().read_parts("d/missing", one));
+  s().set("d/empty", std::string());
+  EXPECT_EQ(*s().read_parts("d/empty", one), 0u);
+  EXPECT_EQ(*s().size_of("d/empty"), 0u);
+}
+
 TEST_P(StoreConformance, Overwrite) {
   s().set("k", std::string("a much longer first value"));
   s().set("k", std::string("short"));

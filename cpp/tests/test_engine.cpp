@@ -202,7 +202,7 @@ Cloud from_read(const PointCloud& pc, const Cloud& like) {
   out.dtype = pc.positions.dtype;
   out.nd = pc.positions.cols;
   out.n = pc.positions.rows;
-  out.pos = pc.positions.data;
+  out.pos.assign(pc.positions.data.begin(), pc.positions.data.end());
   EXPECT_EQ(pc.positions.dtype, like.dtype);
   EXPECT_EQ(pc.positions.cols, like.nd);
   EXPECT_FALSE(pc.positions.one_d);
@@ -222,7 +222,7 @@ Cloud from_read(const PointCloud& pc, const Cloud& like) {
     EXPECT_EQ(a.one_d, want.spec.one_d) << want.spec.name;
     EXPECT_EQ(a.rows, out.n) << want.spec.name;
     EXPECT_EQ(a.data.size(), out.n * want.row_bytes()) << want.spec.name;
-    Column col{want.spec, a.data};
+    Column col{want.spec, Bytes(a.data.begin(), a.data.end())};
     col.data.resize(out.n * want.row_bytes());
     out.attrs.push_back(std::move(col));
   }
@@ -1199,6 +1199,76 @@ TEST_P(ReadErrorsCodec, DamagedFragmentCellIsCorruptOnBboxRead) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, ReadErrorsCodec, ::testing::Values("none", "zstd", "blosc"));
+
+// Uncompressed reads of everything go straight into the result (sizes first, then
+// each cell into place); they must return what the staged bbox path returns and
+// refuse the same damage.
+class ReadInPlace : public ::testing::TestWithParam<Backend> {
+ protected:
+  std::unique_ptr<TempDir> dir_;
+  std::shared_ptr<zvf::Store> make() {
+    if (GetParam() == Backend::Memory) return std::make_shared<zvf::MemoryStore>();
+    dir_ = std::make_unique<TempDir>();
+    return std::make_shared<zvf::PosixStore>(dir_->path() + "/s.zarrvectors");
+  }
+};
+
+TEST_P(ReadInPlace, EqualsTheStagedReadByteForByte) {
+  auto s = make();
+  const Cloud c = make_cloud(DType::F64, 3, 5000, {-50, 0, 0}, {100, 100, 100}, 44, kPartAttrs);
+  zvf::write_points(*s, c.view(), c.named(), Layout{{50, 50, 50}, {25, 25, 25}, {}}, std::nullopt, kExec);
+  ASSERT_TRUE(s->sizes_are_cheap());
+  const auto all = zvf::read_points(*s, {}, kExec);
+  ReadOptions box;
+  box.bbox = Box{{-1000, -1000, -1000}, {1000, 1000, 1000}};
+  const auto staged = zvf::read_points(*s, box, kExec);
+  ASSERT_EQ(all.positions.rows, c.n);
+  EXPECT_EQ(all.positions.data, staged.positions.data);
+  ASSERT_EQ(all.attributes.size(), staged.attributes.size());
+  for (std::size_t k = 0; k < all.attributes.size(); ++k) {
+    EXPECT_EQ(all.attributes[k].first, staged.attributes[k].first);
+    EXPECT_EQ(all.attributes[k].second.data, staged.attributes[k].second.data);
+  }
+  EXPECT_TRUE(same_rows(from_read(all, c), c));
+}
+
+TEST_P(ReadInPlace, HeaderThatLiesAboutTheLengthIsCorrupt) {
+  auto s = make();
+  const Cloud c = make_cloud(DType::F32, 3, 2000, {0, 0, 0}, {100, 100, 100}, 45, kPartAttrs);
+  zvf::write_points(*s, c.view(), c.named(), Layout{{50, 50, 50}, {25, 25, 25}, {}}, std::nullopt, kExec);
+  auto keys = s->list("0/vertices/c");
+  ASSERT_FALSE(keys.empty());
+  std::sort(keys.begin(), keys.end());
+  const std::string victim = keys.front();
+  Bytes cell = *s->get(victim);
+  ASSERT_GT(cell.size(), 8u);
+  cell[4] ^= 0x01;  // the length field, same file size
+  s->set(victim, zvf::ByteSpan(cell));
+  expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "length field"});
+  cell[4] ^= 0x01;
+  cell[0] = 2;  // two elements
+  s->set(victim, zvf::ByteSpan(cell));
+  expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "2 elements"});
+}
+
+TEST_P(ReadInPlace, MissingOrResizedAttributeCellIsCorrupt) {
+  auto s = make();
+  const Cloud c = make_cloud(DType::F32, 3, 2000, {0, 0, 0}, {100, 100, 100}, 46, kPartAttrs);
+  zvf::write_points(*s, c.view(), c.named(), Layout{{50, 50, 50}, {25, 25, 25}, {}}, std::nullopt, kExec);
+  auto keys = s->list("0/vertex_attributes/rgb/c");
+  ASSERT_FALSE(keys.empty());
+  std::sort(keys.begin(), keys.end());
+  const std::string victim = keys.back();
+  Bytes cell = *s->get(victim);
+  cell.push_back(0);  // one byte too many
+  s->set(victim, zvf::ByteSpan(cell));
+  expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "expected"});
+  s->erase(victim);
+  expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "missing"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Engine, ReadInPlace, ::testing::Values(Backend::Memory, Backend::Posix),
+                         [](const auto& info) { return backend_name(info.param); });
 
 TEST(ReadErrors, MissingLevelIsNotFoundNamingTheLevel) {
   zvf::MemoryStore s;

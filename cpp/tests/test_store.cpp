@@ -31,11 +31,6 @@ namespace {
 
 std::string str(const Bytes& b) { return std::string(b.begin(), b.end()); }
 
-std::vector<std::string> sorted(std::vector<std::string> v) {
-  std::sort(v.begin(), v.end());
-  return v;
-}
-
 using zvf::testing::expect_error;
 
 // A fresh directory under the system temp dir, removed on destruction.

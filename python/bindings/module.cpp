@@ -77,8 +77,8 @@ ArrayView view_of(const py::array& a, const std::string& what) {
 }
 
 py::array to_numpy(OwnedArray&& a) {
-  auto* holder = new Bytes(std::move(a.data));
-  py::capsule owner(holder, [](void* p) { delete static_cast<Bytes*>(p); });
+  auto* holder = new ArrayBytes(std::move(a.data));
+  py::capsule owner(holder, [](void* p) { delete static_cast<ArrayBytes*>(p); });
   std::vector<py::ssize_t> shape = {static_cast<py::ssize_t>(a.rows)};
   if (!a.one_d) shape.push_back(static_cast<py::ssize_t>(a.cols));
   return py::array(py::dtype(dtype_name(a.dtype)), shape, holder->data(), owner);

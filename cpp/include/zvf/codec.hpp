@@ -38,4 +38,17 @@ Bytes encode_cell(ByteSpan payload, const CodecSpec& spec);
 // the message if the bytes are truncated, fail to decompress, or hold != 1 element.
 Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& what);
 
+// decode_cell() without the copy for uncompressed cells: `payload` borrows from
+// `bytes`, which holds the stored bytes (no compressor) or the decompressed frame.
+struct DecodedCell {
+  Bytes bytes;
+  ByteSpan payload;
+};
+DecodedCell decode_cell_view(Bytes stored, const CodecSpec& spec, const std::string& what);
+
+// Uncompressed cells read in place: the vlen-bytes header is kCellHeaderBytes long
+// and must say one element of `payload_bytes`; throws Error(Corrupt) naming `what`.
+inline constexpr std::size_t kCellHeaderBytes = 8;
+void check_cell_header(ByteSpan header, std::size_t payload_bytes, const std::string& what);
+
 }  // namespace zvf

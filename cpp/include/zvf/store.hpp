@@ -55,6 +55,18 @@ class Store {
   // True if the store's root exists at all (a directory, a bucket prefix...).
   virtual bool root_exists() const = 0;
 
+  // For readers that place many values into one buffer with no staging copy:
+  // the sizes first, then each value read straight into its place.
+  // sizes_are_cheap(): size_of() costs no more than a stat (else readers use get()).
+  virtual bool sizes_are_cheap() const { return false; }
+  // Size of a value in bytes; nullopt if the key is missing. The default reads it.
+  virtual std::optional<std::uint64_t> size_of(const std::string& key) const;
+  // Fills `parts`, in order, with the value's leading bytes. Returns how many bytes
+  // it filled (fewer than the parts hold when the value is shorter), or nullopt if
+  // the key is missing. The default reads the value and copies.
+  virtual std::optional<std::size_t> read_parts(const std::string& key,
+                                                std::span<const std::span<std::uint8_t>> parts) const;
+
   void set(const std::string& key, const std::string& text) {
     set(key, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
   }
@@ -84,6 +96,10 @@ class PosixStore final : public Store {
   void rename(const std::string& from, const std::string& to) override;
   std::string describe() const override { return root_; }
   bool root_exists() const override;
+  bool sizes_are_cheap() const override { return true; }
+  std::optional<std::uint64_t> size_of(const std::string& key) const override;
+  std::optional<std::size_t> read_parts(const std::string& key,
+                                        std::span<const std::span<std::uint8_t>> parts) const override;
   void sync_key(const std::string& key);
   // Deletes the temp files that set() calls killed mid-write left in one directory
   // (not recursive). Only safe when no writer is active there (e.g. finalisation).
@@ -109,6 +125,7 @@ class MemoryStore final : public Store {
   std::vector<std::string> list(const std::string& prefix) const override;
   std::string describe() const override { return "memory://"; }
   bool root_exists() const override;
+  bool sizes_are_cheap() const override { return true; }
 
  private:
   struct State;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "zvf/buffer.hpp"
 #include "zvf/store.hpp"
 
 namespace zvf {
@@ -41,7 +42,7 @@ struct OwnedArray {
   std::size_t rows = 0;
   std::size_t cols = 1;
   bool one_d = false;
-  Bytes data;
+  ArrayBytes data;
 };
 
 // Axis-aligned box. For bounds and bbox queries both ends are inclusive; for a

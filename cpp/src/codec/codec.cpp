@@ -374,33 +374,51 @@ Bytes encode_cell(ByteSpan payload, const CodecSpec& spec) {
   return framed;
 }
 
-Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& what) {
-  Bytes framed;
-  switch (spec.kind) {
-    case CodecSpec::Kind::None:
-      framed.assign(stored.begin(), stored.end());
-      break;
-    case CodecSpec::Kind::Zstd:
-      framed = zstd_decompress(stored, what);
-      break;
-    case CodecSpec::Kind::Blosc:
-      framed = blosc_decompress(stored, what);
-      break;
-  }
+namespace {
+
+// The payload of a vlen-bytes frame holding exactly one element.
+ByteSpan vlen_payload(ByteSpan framed, const std::string& what) {
   if (framed.size() < kHeader) {
     corrupt(what + ": vlen-bytes cell has " + std::to_string(framed.size()) + " bytes, need at least " +
             std::to_string(kHeader) + " for the header");
   }
-  const std::uint32_t count = get_u32le(framed.data());
+  check_cell_header(framed.first(kHeader), framed.size() - kHeader, what);
+  return framed.subspan(kHeader);
+}
+
+Bytes decompress(ByteSpan stored, const CodecSpec& spec, const std::string& what) {
+  return spec.kind == CodecSpec::Kind::Zstd ? zstd_decompress(stored, what) : blosc_decompress(stored, what);
+}
+
+}  // namespace
+
+void check_cell_header(ByteSpan header, std::size_t payload_bytes, const std::string& what) {
+  static_assert(kCellHeaderBytes == kHeader);
+  const std::uint32_t count = get_u32le(header.data());
   if (count != 1) corrupt(what + ": vlen-bytes cell holds " + std::to_string(count) + " elements, expected 1");
-  const std::uint32_t length = get_u32le(framed.data() + 4);
-  const std::size_t rest = framed.size() - kHeader;
-  if (length != rest) {
+  const std::uint32_t length = get_u32le(header.data() + 4);
+  if (length != payload_bytes) {
     corrupt(what + ": vlen-bytes length field says " + std::to_string(length) + " bytes but " +
-            std::to_string(rest) + " bytes follow the header");
+            std::to_string(payload_bytes) + " bytes follow the header");
   }
+}
+
+Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& what) {
+  if (spec.kind == CodecSpec::Kind::None) {
+    const ByteSpan payload = vlen_payload(stored, what);
+    return Bytes(payload.begin(), payload.end());
+  }
+  Bytes framed = decompress(stored, spec, what);
+  vlen_payload(framed, what);
   framed.erase(framed.begin(), framed.begin() + kHeader);
   return framed;
+}
+
+DecodedCell decode_cell_view(Bytes stored, const CodecSpec& spec, const std::string& what) {
+  DecodedCell d;
+  d.bytes = spec.kind == CodecSpec::Kind::None ? std::move(stored) : decompress(stored, spec, what);
+  d.payload = vlen_payload(d.bytes, what);
+  return d;
 }
 
 }  // namespace zvf

@@ -132,11 +132,11 @@ std::vector<ChunkCoord> level_chunks(const Store& store, const LevelView& lv) {
   return out;
 }
 
-std::optional<Bytes> get_cell(const Store& store, const ArrayMeta& a, const ChunkCoord& c) {
+std::optional<DecodedCell> get_cell(const Store& store, const ArrayMeta& a, const ChunkCoord& c) {
   std::string key = a.path + "/" + cell_key(c, a.origin);
   auto raw = store.get(key);
   if (!raw) return std::nullopt;
-  return decode_cell(ByteSpan(*raw), a.codec, store.describe() + "/" + key);
+  return decode_cell_view(std::move(*raw), a.codec, store.describe() + "/" + key);
 }
 
 

@@ -38,8 +38,9 @@ struct LevelView {
 json read_zv_root(const Store& store);
 LevelView open_level(const Store& store, int level);
 std::vector<ChunkCoord> level_chunks(const Store& store, const LevelView& lv);
-// Decoded payload of one cell; nullopt if the cell does not exist.
-std::optional<Bytes> get_cell(const Store& store, const ArrayMeta& a, const ChunkCoord& c);
+// Decoded payload of one cell (borrowing the stored bytes when uncompressed);
+// nullopt if the cell does not exist.
+std::optional<DecodedCell> get_cell(const Store& store, const ArrayMeta& a, const ChunkCoord& c);
 // Levels the root publishes (its multiscales datasets): 0, 1, ... Readers trust
 // only these; a level group on disk that the root does not list is unfinished.
 std::vector<int> published_levels(const json& root);

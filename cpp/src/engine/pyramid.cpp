@@ -260,17 +260,17 @@ std::uint64_t build_chunk(Store& store, const Plan& plan, const LevelPlan& lp, s
     if (!verts)
       fail(Error::Code::Corrupt, store.describe() + "/" + b.vertices.path + "/" + cell_key(c, b.vertices.origin) +
                                      " is missing although chunk " + dotted_key(c) + " is listed as non-empty");
-    const std::size_t n = verts->size() / vrow;
+    const std::size_t n = verts->payload.size() / vrow;
     attr_vals.resize(plan.attrs.size());
     for (const auto& a : plan.attrs) {
       auto cell = get_cell(store, a.meta, c);
-      if (!cell || cell->size() != n * a.meta.row_bytes())
+      if (!cell || cell->payload.size() != n * a.meta.row_bytes())
         fail(Error::Code::Corrupt, store.describe() + "/" + a.meta.path + "/" + cell_key(c, a.meta.origin) +
                                        " is missing or does not match its vertices cell");
-      widen_as(a.meta.dtype, cell->data(), n * a.meta.cols, attr_vals[&a - plan.attrs.data()]);
+      widen_as(a.meta.dtype, cell->payload.data(), n * a.meta.cols, attr_vals[&a - plan.attrs.data()]);
     }
     // Widen the cell once (one dtype switch per cell, not per value).
-    to_double(b.vertices.dtype, verts->data(), n * nd, coords);
+    to_double(b.vertices.dtype, verts->payload.data(), n * nd, coords);
     for (std::size_t r = 0; r < n; ++r) {
       std::int64_t f = 0;
       long double p[kMaxDims];

@@ -23,11 +23,25 @@ struct Run {
   std::uint64_t start, count;
 };
 
-struct ChunkResult {
-  Bytes positions;
-  std::vector<Bytes> attrs;
+// One chunk's share of a read: its decoded cells (borrowing the stored bytes when
+// uncompressed) and the runs of rows to copy out of them.
+struct ChunkRead {
+  DecodedCell vertices;
+  std::vector<DecodedCell> attrs;
+  std::vector<Run> runs;
   std::uint64_t rows = 0;
 };
+
+// Keeps only the selected rows of a cell, so that a query touching many chunks
+// holds what it returns rather than whole cells until the copy.
+void compact(DecodedCell& cell, std::size_t row_bytes, const std::vector<Run>& runs) {
+  Bytes kept;
+  for (const auto& r : runs)
+    kept.insert(kept.end(), cell.payload.begin() + static_cast<std::ptrdiff_t>(r.start * row_bytes),
+                cell.payload.begin() + static_cast<std::ptrdiff_t>((r.start + r.count) * row_bytes));
+  cell.bytes = std::move(kept);
+  cell.payload = ByteSpan(cell.bytes);
+}
 
 template <class T>
 double coord_at(const std::uint8_t* base, std::size_t row, std::size_t nd, std::size_t d) {
@@ -37,7 +51,7 @@ double coord_at(const std::uint8_t* base, std::size_t row, std::size_t nd, std::
 }
 
 // Rows of one chunk that fall inside the bbox, as runs.
-std::vector<Run> select_rows(const Store& store, const LevelView& lv, const ChunkCoord& c, const Bytes& verts,
+std::vector<Run> select_rows(const Store& store, const LevelView& lv, const ChunkCoord& c, ByteSpan verts,
                              std::uint64_t n, const Box& box) {
   const std::size_t nd = lv.ndim;
   const Grid& g = lv.grid;
@@ -66,7 +80,7 @@ std::vector<Run> select_rows(const Store& store, const LevelView& lv, const Chun
   // Bin pruning applies when the fragments are the chunk's bins as contiguous ranges.
   std::vector<Fragment> frags;
   if (auto fb = get_cell(store, lv.fragments, c))
-    frags = decode_fragments(ByteSpan(*fb), lv.fragments.path + "/" + cell_key(c, lv.fragments.origin));
+    frags = decode_fragments(fb->payload, lv.fragments.path + "/" + cell_key(c, lv.fragments.origin));
   bool bins = static_cast<std::int64_t>(frags.size()) == g.bins_per_chunk_total();
   std::uint64_t next = 0;
   for (const auto& f : frags) {
@@ -98,6 +112,77 @@ std::vector<Run> select_rows(const Store& store, const LevelView& lv, const Chun
     else filter(s, s + k);
   }
   return runs;
+}
+
+// Every byte of an uncompressed level read straight into the result: the cell sizes
+// first (a stat each), then each cell into its place, its header checked after.
+void read_in_place(const Store& store, const LevelView& lv, const std::vector<ChunkCoord>& chunks,
+                   const std::vector<const std::pair<std::string, ArrayMeta>*>& want, int threads,
+                   const Exec& exec, PointCloud& pc) {
+  const std::size_t nd = lv.ndim, vrow = nd * dtype_size(lv.vertices.dtype);
+  const int io = io_threads(threads, store.io_concurrency());
+  auto where = [&](const ArrayMeta& a, const ChunkCoord& c) {
+    return a.path + "/" + cell_key(c, a.origin);
+  };
+  std::vector<std::uint64_t> rows(chunks.size());
+  parallel_for(chunks.size(), io, [&](std::size_t i) {
+    const ChunkCoord& c = chunks[i];
+    const std::string vkey = where(lv.vertices, c);
+    const auto size = store.size_of(vkey);
+    if (!size)
+      corrupt(store.describe() + "/" + vkey + " is missing although chunk " + dotted_key(c) +
+              " is listed as non-empty");
+    if (*size < kCellHeaderBytes || (*size - kCellHeaderBytes) % vrow != 0)
+      corrupt(store.describe() + "/" + vkey + ": " + std::to_string(*size) + " bytes is not a vlen-bytes header and a whole number of " +
+              std::to_string(vrow) + "-byte rows");
+    rows[i] = (*size - kCellHeaderBytes) / vrow;
+    for (const auto* w : want) {
+      const std::string key = where(w->second, c);
+      const std::uint64_t expect = kCellHeaderBytes + rows[i] * w->second.row_bytes();
+      const auto asize = store.size_of(key);
+      if (!asize) corrupt(store.describe() + "/" + key + " is missing: attribute cells must exist for every non-empty chunk");
+      if (*asize != expect)
+        corrupt(store.describe() + "/" + key + " holds " + std::to_string(*asize - std::min<std::uint64_t>(*asize, kCellHeaderBytes)) +
+                " bytes, expected " + std::to_string(expect - kCellHeaderBytes) + " (" + std::to_string(rows[i]) + " rows)");
+    }
+  });
+  std::vector<std::uint64_t> offset(chunks.size() + 1, 0);
+  for (std::size_t i = 0; i < chunks.size(); ++i) offset[i + 1] = offset[i] + rows[i];
+  const std::uint64_t total = offset.back();
+  pc.positions = {lv.vertices.dtype, total, nd, false, ArrayBytes(total * vrow)};
+  for (const auto* w : want)
+    pc.attributes.emplace_back(w->first, OwnedArray{w->second.dtype, total, w->second.cols, w->second.one_d,
+                                                    ArrayBytes(total * w->second.row_bytes())});
+  auto read_cell = [&](const std::string& key, std::uint8_t* dst, std::size_t payload) {
+    std::uint8_t head[kCellHeaderBytes], probe;  // probe: a byte past the end must not exist
+    const std::span<std::uint8_t> parts[3] = {{head, kCellHeaderBytes}, {dst, payload}, {&probe, 1}};
+    const auto got = store.read_parts(key, parts);
+    if (!got) corrupt(store.describe() + "/" + key + " disappeared during the read");
+    if (*got != kCellHeaderBytes + payload)
+      corrupt(store.describe() + "/" + key + " changed size during the read (" + std::to_string(*got) +
+              " bytes or more, expected " + std::to_string(kCellHeaderBytes + payload) + ")");
+    check_cell_header(ByteSpan(head, kCellHeaderBytes), payload, store.describe() + "/" + key);
+  };
+  parallel_for(
+      chunks.size(), io,
+      [&](std::size_t i) {
+        if (rows[i] == 0) return;
+        read_cell(where(lv.vertices, chunks[i]), pc.positions.data.data() + offset[i] * vrow, rows[i] * vrow);
+        for (std::size_t k = 0; k < want.size(); ++k) {
+          const std::size_t arow = want[k]->second.row_bytes();
+          read_cell(where(want[k]->second, chunks[i]), pc.attributes[k].second.data.data() + offset[i] * arow,
+                    rows[i] * arow);
+        }
+      },
+      [&](std::size_t done) {
+        if (exec.progress) exec.progress(done, chunks.size());
+      });
+}
+
+bool uncompressed(const LevelView& lv, const std::vector<const std::pair<std::string, ArrayMeta>*>& want) {
+  if (lv.vertices.codec.kind != CodecSpec::Kind::None) return false;
+  return std::all_of(want.begin(), want.end(),
+                     [](const auto* w) { return w->second.codec.kind == CodecSpec::Kind::None; });
 }
 
 }  // namespace
@@ -138,48 +223,51 @@ PointCloud read_points(const Store& store, const ReadOptions& opt, const Exec& e
       return false;
     });
   }
+  if (!opt.bbox && store.sizes_are_cheap() && uncompressed(lv, want)) {
+    PointCloud pc;
+    read_in_place(store, lv, chunks, want, threads, exec, pc);
+    return pc;
+  }
+  // Two passes, so that every byte is copied once after the store hands it over:
+  // read and decode the cells of each chunk, then copy them into the result at
+  // offsets known from the row counts.
   const std::size_t vrow = nd * dtype_size(lv.vertices.dtype);
-  std::vector<ChunkResult> parts(chunks.size());
+  std::vector<ChunkRead> parts(chunks.size());
   parallel_for(
       chunks.size(), io_threads(threads, store.io_concurrency()),
       [&](std::size_t i) {
         const ChunkCoord& c = chunks[i];
+        ChunkRead& out = parts[i];
         auto verts = get_cell(store, lv.vertices, c);
         if (!verts)
           corrupt(store.describe() + "/" + lv.vertices.path + "/" + cell_key(c, lv.vertices.origin) +
                   " is missing although chunk " + dotted_key(c) + " is listed as non-empty");
-        if (verts->size() % vrow != 0)
+        if (verts->payload.size() % vrow != 0)
           corrupt(store.describe() + "/" + lv.vertices.path + "/" + cell_key(c, lv.vertices.origin) + ": " +
-                  std::to_string(verts->size()) + " bytes is not a whole number of " + std::to_string(vrow) +
+                  std::to_string(verts->payload.size()) + " bytes is not a whole number of " + std::to_string(vrow) +
                   "-byte rows");
-        const std::uint64_t n = verts->size() / vrow;
-        std::vector<Run> runs = opt.bbox ? select_rows(store, lv, c, *verts, n, *opt.bbox) : std::vector<Run>{{0, n}};
-        ChunkResult& out = parts[i];
-        for (const auto& r : runs) out.rows += r.count;
-        auto copy_runs = [&](const Bytes& src, std::size_t row_bytes, Bytes& dst) {
-          if (runs.size() == 1 && runs[0].start == 0 && runs[0].count * row_bytes == src.size()) {
-            dst = src;
-            return;
-          }
-          dst.resize(out.rows * row_bytes);
-          std::size_t at = 0;
-          for (const auto& r : runs) {
-            std::memcpy(dst.data() + at, src.data() + r.start * row_bytes, r.count * row_bytes);
-            at += r.count * row_bytes;
-          }
-        };
-        copy_runs(*verts, vrow, out.positions);
-        out.attrs.resize(want.size());
-        for (std::size_t k = 0; k < want.size(); ++k) {
-          const ArrayMeta& a = want[k]->second;
+        const std::uint64_t n = verts->payload.size() / vrow;
+        out.runs = opt.bbox ? select_rows(store, lv, c, verts->payload, n, *opt.bbox) : std::vector<Run>{{0, n}};
+        for (const auto& r : out.runs) out.rows += r.count;
+        if (out.rows == 0) return;
+        out.vertices = std::move(*verts);
+        out.attrs.reserve(want.size());
+        for (const auto* w : want) {
+          const ArrayMeta& a = w->second;
           const std::size_t arow = a.cols * dtype_size(a.dtype);
           auto cell = get_cell(store, a, c);
           std::string key = store.describe() + "/" + a.path + "/" + cell_key(c, a.origin);
           if (!cell) corrupt(key + " is missing: attribute cells must exist for every non-empty chunk");
-          if (cell->size() != n * arow)
-            corrupt(key + " holds " + std::to_string(cell->size()) + " bytes, expected " + std::to_string(n * arow) +
-                    " (" + std::to_string(n) + " rows)");
-          copy_runs(*cell, arow, out.attrs[k]);
+          if (cell->payload.size() != n * arow)
+            corrupt(key + " holds " + std::to_string(cell->payload.size()) + " bytes, expected " +
+                    std::to_string(n * arow) + " (" + std::to_string(n) + " rows)");
+          out.attrs.push_back(std::move(*cell));
+        }
+        if (out.rows * 2 < n) {
+          compact(out.vertices, vrow, out.runs);
+          for (std::size_t k = 0; k < want.size(); ++k)
+            compact(out.attrs[k], want[k]->second.cols * dtype_size(want[k]->second.dtype), out.runs);
+          out.runs = {{0, out.rows}};
         }
       },
       [&](std::size_t done) {
@@ -193,21 +281,27 @@ PointCloud read_points(const Store& store, const ReadOptions& opt, const Exec& e
     total += parts[i].rows;
   }
   PointCloud pc;
-  pc.positions = {lv.vertices.dtype, total, nd, false, Bytes(total * vrow)};
+  pc.positions = {lv.vertices.dtype, total, nd, false, ArrayBytes(total * vrow)};
   for (const auto* w : want)
     pc.attributes.emplace_back(
         w->first, OwnedArray{w->second.dtype, total, w->second.cols, w->second.one_d,
-                             Bytes(total * w->second.cols * dtype_size(w->second.dtype))});
+                             ArrayBytes(total * w->second.cols * dtype_size(w->second.dtype))});
   parallel_for(parts.size(), threads, [&](std::size_t i) {
-    auto& p = parts[i];
+    ChunkRead& p = parts[i];
+    auto copy_runs = [&](ByteSpan src, std::size_t row_bytes, std::uint8_t* dst) {
+      for (const auto& r : p.runs) {
+        std::memcpy(dst, src.data() + r.start * row_bytes, r.count * row_bytes);
+        dst += r.count * row_bytes;
+      }
+    };
     if (p.rows == 0) return;
-    std::memcpy(pc.positions.data.data() + offset[i] * vrow, p.positions.data(), p.positions.size());
+    copy_runs(p.vertices.payload, vrow, pc.positions.data.data() + offset[i] * vrow);
     for (std::size_t k = 0; k < want.size(); ++k) {
       auto& dst = pc.attributes[k].second;
-      std::size_t arow = dst.cols * dtype_size(dst.dtype);
-      std::memcpy(dst.data.data() + offset[i] * arow, p.attrs[k].data(), p.attrs[k].size());
+      const std::size_t arow = dst.cols * dtype_size(dst.dtype);
+      copy_runs(p.attrs[k].payload, arow, dst.data.data() + offset[i] * arow);
     }
-    p = ChunkResult{};
+    p = ChunkRead{};  // free the cells as soon as they are copied
   });
   return pc;
 }

@@ -1,7 +1,5 @@
 #include "engine/sorting.hpp"
 
-#include <sys/mman.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +7,7 @@
 
 #include "engine/binning.hpp"
 #include "engine/parallel.hpp"
+#include "zvf/buffer.hpp"
 
 namespace zvf::detail {
 namespace {
@@ -119,12 +118,14 @@ SortedPoints sort_dense(const CheckedInput& in, const CellLayout& layout, const 
   return out;
 }
 
-// ---- Direct path: one counting sort by the full (chunk, bin) key. ----
-// When the chunk bounding box times the bins per chunk is small, the rows go
-// straight into storage order in one scatter, and every chunk's cells are then
-// contiguous slices of the sorted copy (no per-chunk sort, no scratch copy).
-// Keys are computed in blocks by a branch-free kernel the compiler vectorises.
-constexpr std::uint64_t kDirectMaxBuckets = 1u << 15;  // cursors per thread stay cache-resident
+// ---- Direct path: the full (chunk, bin) key, computed once. ----
+// When the chunk bounding box times the bins per chunk is small, a vectorised
+// kernel computes each row's key once into a 16-bit array (counting as it goes).
+// The rows are then scattered by chunk only: a few hundred write cursors stay in
+// cache, where thousands (one per bin of every chunk) would miss on nearly every
+// row. Each row's bin goes along, so that chunk_view() orders a chunk by bin in
+// cache, from the counts, without recomputing anything.
+constexpr std::uint64_t kDirectMaxBuckets = 1u << 15;  // keys fit 16 bits; counts stay cache-resident
 constexpr std::size_t kKeyBlock = 512;
 
 struct DirectKeys {
@@ -182,54 +183,72 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
     k.bin_stride[d] = bstride;
     bstride *= static_cast<std::uint32_t>(g.bins_per_chunk[d]);
   }
-  const std::uint64_t B = ks.buckets * k.nbins;
+  const std::uint64_t B = ks.buckets * k.nbins;  // <= kDirectMaxBuckets
   const T* src = static_cast<const T*>(pos.data);
   const int t = std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(1, n / 65536))));
+
+  // Pass 1: every row's key, and per-thread counts of each key.
+  RawBuffer keys(n * sizeof(std::uint16_t));
+  auto* key = reinterpret_cast<std::uint16_t*>(keys.data.get());
   std::vector<std::vector<std::uint64_t>> counts(t);
   parallel_blocks(n, t, [&](std::size_t b, std::size_t lo, std::size_t hi) {
     auto& cnt = counts[b];
     cnt.assign(B, 0);
-    std::uint32_t keys[kKeyBlock];
+    std::uint32_t block[kKeyBlock];
     for (std::size_t i = lo; i < hi; i += kKeyBlock) {
       const std::size_t m = std::min(kKeyBlock, hi - i);
-      direct_keys<T, ND>(src + i * ND, m, k, keys);
-      for (std::size_t j = 0; j < m; ++j) ++cnt[keys[j]];
+      direct_keys<T, ND>(src + i * ND, m, k, block);
+      for (std::size_t j = 0; j < m; ++j) {
+        ++cnt[block[j]];
+        key[i + j] = static_cast<std::uint16_t>(block[j]);
+      }
     }
   });
-  // Cursors: key-major, block-minor, so the scatter keeps input order in a bin.
+
+  // Occupied chunks, their bin counts, and per-thread chunk cursors (chunk-major,
+  // thread-minor, so the scatter keeps input order within a chunk).
   SortedPoints out;
   out.grid = &in.grid;
+  std::vector<std::vector<std::uint64_t>> cursor(t, std::vector<std::uint64_t>(ks.buckets, 0));
   std::uint64_t run = 0;
   for (std::uint64_t c = 0; c < ks.buckets; ++c) {
     const std::uint64_t chunk_start = run;
+    for (int b = 0; b < t; ++b) {
+      cursor[b][c] = run;
+      for (std::uint64_t f = c * k.nbins; f < (c + 1) * k.nbins; ++f) run += counts[b][f];
+    }
+    if (run == chunk_start) continue;  // keep only occupied chunks
     for (std::uint64_t f = c * k.nbins; f < (c + 1) * k.nbins; ++f) {
       std::uint64_t in_bin = 0;
-      for (int b = 0; b < t; ++b) {
-        const std::uint64_t kk = counts[b][f];
-        counts[b][f] = run;
-        run += kk;
-        in_bin += kk;
-      }
+      for (int b = 0; b < t; ++b) in_bin += counts[b][f];
       out.bin_counts.push_back(static_cast<std::int64_t>(in_bin));
-    }
-    if (run == chunk_start) {  // empty chunk: keep only occupied chunks
-      out.bin_counts.resize(out.bin_counts.size() - k.nbins);
-      continue;
     }
     out.chunks.push_back(chunk_at(c, ks, ND));
     out.offsets.push_back(chunk_start);
   }
   out.offsets.push_back(run);
+  counts.clear();
+
+  // Pass 2: rows, attributes and bins scattered by chunk.
+  std::vector<std::uint16_t> chunk_of(B), bin_of(B);
+  for (std::uint64_t f = 0; f < B; ++f) {
+    chunk_of[f] = static_cast<std::uint16_t>(f / k.nbins);
+    bin_of[f] = static_cast<std::uint16_t>(f % k.nbins);
+  }
   const std::size_t prow = layout.vertex_row_bytes();
   allocate_rows(out, n, layout);
+  out.bins = RawBuffer(n * sizeof(std::uint16_t));
+  auto* bins = reinterpret_cast<std::uint16_t*>(out.bins.data.get());
   parallel_blocks(n, t, [&](std::size_t b, std::size_t lo, std::size_t hi) {
-    std::uint64_t* cur = counts[b].data();
-    std::uint32_t keys[kKeyBlock];
+    std::uint64_t* cur = cursor[b].data();
     std::uint64_t dst[kKeyBlock];
     for (std::size_t i = lo; i < hi; i += kKeyBlock) {
       const std::size_t m = std::min(kKeyBlock, hi - i);
-      direct_keys<T, ND>(src + i * ND, m, k, keys);
-      for (std::size_t j = 0; j < m; ++j) dst[j] = cur[keys[j]]++;
+      for (std::size_t j = 0; j < m; ++j) {
+        const std::uint16_t f = key[i + j];
+        dst[j] = cur[chunk_of[f]]++;
+        bins[dst[j]] = bin_of[f];
+      }
       // One stream at a time: fewer live write cursors per loop.
       const auto* ps = reinterpret_cast<const std::uint8_t*>(src + i * ND);
       for (std::size_t j = 0; j < m; ++j) copy_row(out.positions.data.get() + dst[j] * prow, ps + j * prow, prow);
@@ -295,23 +314,10 @@ SortedPoints sort_sparse(const CheckedInput& in, const CellLayout& layout, int t
 }  // namespace
 
 RawBuffer::RawBuffer(std::size_t n) : size(n) {
-  if (n == 0) return;
-  constexpr std::size_t kHuge = std::size_t(2) << 20;
-  void* p = nullptr;
-  if (n >= 4 * kHuge) {
-    const std::size_t rounded = (n + kHuge - 1) / kHuge * kHuge;
-    p = std::aligned_alloc(kHuge, rounded);
-#ifdef MADV_HUGEPAGE
-    if (p) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
-  } else {
-    p = std::malloc(n);
-  }
-  if (!p) throw std::bad_alloc();
-  data.reset(static_cast<std::uint8_t*>(p));
+  if (n != 0) data.reset(static_cast<std::uint8_t*>(allocate_large(n)));
 }
 
-void RawBuffer::Free::operator()(std::uint8_t* p) const noexcept { std::free(p); }
+void RawBuffer::Free::operator()(std::uint8_t* p) const noexcept { free_large(p); }
 
 ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, ChunkScratch& sc) const {
   const std::uint64_t first = offsets[k], n = offsets[k + 1] - first;
@@ -323,33 +329,39 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
   v.count = n;
   sc.frag_counts.assign(static_cast<std::size_t>(nbins), 0);
   v.frag_counts = &sc.frag_counts;
-  if (nbins == 1 || !bin_counts.empty()) {  // already in storage order
-    if (nbins == 1) sc.frag_counts[0] = static_cast<std::int64_t>(n);
-    else std::copy_n(bin_counts.begin() + static_cast<std::ptrdiff_t>(k * nbins), nbins, sc.frag_counts.begin());
+  if (nbins == 1) {  // already in storage order
+    sc.frag_counts[0] = static_cast<std::int64_t>(n);
     v.vertices = ByteSpan(pos, n * prow);
     for (std::size_t a = 0; a < attrs.size(); ++a)
       v.attrs.emplace_back(attrs[a].data.get() + first * layout.attr_row_bytes(a), n * layout.attr_row_bytes(a));
     return v;
   }
-  // Fragment of every row, then a stable counting sort into the scratch buffers.
-  std::int64_t base[kMaxDims], stride[kMaxDims];
-  double inv[kMaxDims];
-  stride[nd - 1] = 1;
-  for (std::size_t d = nd - 1; d > 0; --d) stride[d - 1] = stride[d] * g.bins_per_chunk[d];
-  for (std::size_t d = 0; d < nd; ++d) {
-    base[d] = chunks[k][d] * g.bins_per_chunk[d];
-    inv[d] = 1.0 / g.bin_shape[d];
-  }
   sc.bins.resize(n);
-  for (std::uint64_t r = 0; r < n; ++r) {
-    std::int64_t f = 0;
+  if (bins.size != 0) {  // direct path: bins and their counts known from the sort
+    const auto* b = reinterpret_cast<const std::uint16_t*>(bins.data.get()) + first;
+    std::copy_n(b, n, sc.bins.begin());
+    std::copy_n(bin_counts.begin() + static_cast<std::ptrdiff_t>(k * nbins), nbins, sc.frag_counts.begin());
+  } else {
+    // Fragment of every row.
+    std::int64_t base[kMaxDims], stride[kMaxDims];
+    double inv[kMaxDims];
+    stride[nd - 1] = 1;
+    for (std::size_t d = nd - 1; d > 0; --d) stride[d - 1] = stride[d] * g.bins_per_chunk[d];
     for (std::size_t d = 0; d < nd; ++d) {
-      const double p = layout.dtype == DType::F32 ? coord<float>(pos, nd, r, d) : coord<double>(pos, nd, r, d);
-      f += (bin_coord(p, g.bin_shape[d], inv[d]) - base[d]) * stride[d];
+      base[d] = chunks[k][d] * g.bins_per_chunk[d];
+      inv[d] = 1.0 / g.bin_shape[d];
     }
-    sc.bins[r] = static_cast<std::uint32_t>(f);
-    ++sc.frag_counts[f];
+    for (std::uint64_t r = 0; r < n; ++r) {
+      std::int64_t f = 0;
+      for (std::size_t d = 0; d < nd; ++d) {
+        const double p = layout.dtype == DType::F32 ? coord<float>(pos, nd, r, d) : coord<double>(pos, nd, r, d);
+        f += (bin_coord(p, g.bin_shape[d], inv[d]) - base[d]) * stride[d];
+      }
+      sc.bins[r] = static_cast<std::uint32_t>(f);
+      ++sc.frag_counts[f];
+    }
   }
+  // A stable counting sort by bin into the scratch buffers.
   sc.cursor.resize(static_cast<std::size_t>(nbins));
   std::uint64_t run = 0;
   for (std::int64_t f = 0; f < nbins; ++f) {

@@ -1,14 +1,17 @@
 // Puts the input rows (positions and every attribute) into storage order:
 // by chunk, then by bin (fragment) inside the chunk, input order kept within a
-// bin. Stable counting sorts, two ways:
-//  - direct: when the chunk bounding box times the bins per chunk is small, one
-//    counting sort by the full (chunk, bin) key; chunk cells are then slices of the
-//    sorted copy and chunk_view() copies nothing;
-//  - two-level: by chunk over the whole input (few write cursors, so the scatter
-//    stays in cache), then by bin inside each chunk when it is written
-//    (chunk_view), in a per-thread scratch buffer.
-// Extra memory: one copy of the input plus (two-level) a chunk per thread; no
-// index arrays.
+// bin. Stable counting sorts: by chunk over the whole input (few write cursors,
+// so the scatter stays in cache), then by bin inside each chunk when it is
+// written (chunk_view), in a per-thread scratch buffer. Three ways to find keys:
+//  - direct: when the chunk bounding box times the bins per chunk is small, a
+//    vectorised kernel computes each row's (chunk, bin) key once; the bins travel
+//    with the rows, and their counts are known, so chunk_view only moves rows;
+//  - dense: chunk keys by counting over the chunk bounding box; chunk_view
+//    computes the bins;
+//  - sparse: scattered data whose chunk box is too large to count into: chunks
+//    through a hash map.
+// Extra memory: one copy of the input and a chunk per thread, plus (direct) 4
+// bytes per row for the keys and bins.
 #pragma once
 #include <memory>
 #include <vector>
@@ -45,10 +48,13 @@ struct SortedPoints {
   RawBuffer positions;                            // rows grouped by chunk, input order within
   std::vector<RawBuffer> attrs;
   const Grid* grid = nullptr;
-  // Direct path only: rows are already in bin order; chunk k's bin counts are
-  // bin_counts[k * nbins, (k + 1) * nbins). Empty: chunk_view sorts by bin.
+  // Direct path only: each sorted row's bin inside its chunk (uint16), and chunk
+  // k's bin counts in bin_counts[k * nbins, (k + 1) * nbins). Empty otherwise:
+  // chunk_view computes the bins.
+  RawBuffer bins;
   std::vector<std::int64_t> bin_counts;
-  // Chunk k's rows sorted by bin, in `scratch` (valid until its next use).
+  // Chunk k's rows sorted by bin, in `scratch` (valid until its next use); no
+  // copy when a chunk has one bin.
   ChunkView chunk_view(std::size_t k, const CellLayout& layout, ChunkScratch& scratch) const;
 };
 

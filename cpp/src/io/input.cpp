@@ -95,8 +95,8 @@ bool parse_int64(std::string_view s, std::int64_t& out) {
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
-template <class T>
-void append_pod(Bytes& b, T v) {
+template <class Buffer, class T>
+void append_pod(Buffer& b, T v) {
   std::size_t off = b.size();
   b.resize(off + sizeof(T));
   std::memcpy(b.data() + off, &v, sizeof(T));
@@ -901,11 +901,11 @@ PointCloud read_csv(const std::string& path, const TableOptions& options) {
   struct AttrCol {
     std::size_t field;
     bool is_int = true;
-    Bytes data;  // int64 or float64 values (both 8 bytes: converted in place on switch)
+    ArrayBytes data;  // int64 or float64 values (both 8 bytes: converted in place on switch)
   };
   std::vector<AttrCol> attrs;
   for (std::size_t f : sel.attributes) attrs.push_back({f, true, {}});
-  Bytes pos;
+  ArrayBytes pos;
   std::size_t rows = 0;
 
   auto bad_number = [&](std::size_t field, std::string_view text, const char* expected) {
@@ -1061,8 +1061,8 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
   for (std::size_t k = 0; k < sel.attributes.size(); ++k) role[sel.attributes[k]] = static_cast<long>(ndim + k);
 
   PointCloud cloud;
-  std::vector<Bytes> attr_data(sel.attributes.size());
-  Bytes pos;
+  std::vector<ArrayBytes> attr_data(sel.attributes.size());
+  ArrayBytes pos;
   const std::uint64_t reserve_rows = std::min<std::uint64_t>(vertex.count, 1u << 22);
   pos.reserve(reserve_rows * ndim * dtype_size(pos_type));
   for (std::size_t k = 0; k < sel.attributes.size(); ++k)
@@ -1095,7 +1095,7 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
           if (pos_type == DType::F32) append_pod(pos, static_cast<float>(v));
           else append_pod(pos, v);
         } else {
-          Bytes& b = attr_data[rl - ndim];
+          ArrayBytes& b = attr_data[rl - ndim];
           b.insert(b.end(), raw, raw + dtype_size(p.type));
         }
       }

@@ -69,39 +69,54 @@ std::string temp_path_for(const std::string& path) {
   return path + buf + kTmpSuffix;
 }
 
+// Walks a list of buffers through readv/writev-style calls, which may stop short.
+template <class Byte>
+class PartCursor {
+ public:
+  explicit PartCursor(std::span<const std::span<Byte>> parts) : parts_(parts) {}
+  // Puts what is left into iov (up to kMaxIov entries); returns the count, 0 when done.
+  int fill(iovec* iov) const {
+    int cnt = 0;
+    for (std::size_t k = first_; k < parts_.size() && cnt < static_cast<int>(kMaxIov); ++k) {
+      const std::size_t off = k == first_ ? skip_ : 0;
+      if (parts_[k].size() == off) continue;
+      iov[cnt].iov_base = const_cast<std::uint8_t*>(parts_[k].data() + off);
+      iov[cnt].iov_len = parts_[k].size() - off;
+      ++cnt;
+    }
+    return cnt;
+  }
+  void advance(std::size_t n) {
+    while (first_ < parts_.size()) {
+      const std::size_t avail = parts_[first_].size() - skip_;
+      if (n < avail) {
+        skip_ += n;
+        return;
+      }
+      n -= avail;
+      ++first_;
+      skip_ = 0;
+    }
+  }
+  static constexpr std::size_t kMaxIov = 64;  // well below IOV_MAX; callers pass a few parts
+
+ private:
+  std::span<const std::span<Byte>> parts_;
+  std::size_t first_ = 0, skip_ = 0;  // next part and bytes of it already done
+};
+
 // Writes the parts to fd in as few syscalls as possible (writev), retrying on
 // EINTR and short writes. Returns 0 or errno.
 int write_all(int fd, std::span<const ByteSpan> parts) {
-  constexpr std::size_t kMaxIov = 64;  // well below IOV_MAX; callers pass 1 or 2 parts
-  std::size_t first = 0, skip = 0;     // next part and bytes of it already written
-  while (first < parts.size()) {
-    iovec iov[kMaxIov];
-    int cnt = 0;
-    for (std::size_t k = first; k < parts.size() && cnt < static_cast<int>(kMaxIov); ++k) {
-      const std::size_t off = k == first ? skip : 0;
-      if (parts[k].size() == off) continue;
-      iov[cnt].iov_base = const_cast<std::uint8_t*>(parts[k].data() + off);
-      iov[cnt].iov_len = parts[k].size() - off;
-      ++cnt;
-    }
-    if (cnt == 0) return 0;
+  PartCursor<const std::uint8_t> cur(parts);
+  iovec iov[PartCursor<const std::uint8_t>::kMaxIov];
+  while (const int cnt = cur.fill(iov)) {
     const ssize_t n = ::writev(fd, iov, cnt);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
-    // Advance over what was written.
-    std::size_t left = static_cast<std::size_t>(n);
-    while (first < parts.size()) {
-      const std::size_t avail = parts[first].size() - skip;
-      if (left < avail) {
-        skip += left;
-        break;
-      }
-      left -= avail;
-      ++first;
-      skip = 0;
-    }
+    cur.advance(static_cast<std::size_t>(n));
   }
   return 0;
 }
@@ -174,6 +189,50 @@ std::optional<Bytes> PosixStore::get(const std::string& key) const {
   ::close(fd);
   out.resize(have);
   return out;
+}
+
+std::optional<std::uint64_t> PosixStore::size_of(const std::string& key) const {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return std::nullopt;
+    io_fail("cannot stat", key, path, err);
+  }
+  if (S_ISDIR(st.st_mode)) return std::nullopt;  // a prefix, not a value (as in get)
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::optional<std::size_t> PosixStore::read_parts(const std::string& key,
+                                                  std::span<const std::span<std::uint8_t>> parts) const {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  const int fd = open_fd(path, O_RDONLY);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return std::nullopt;
+    io_fail("cannot open", key, path, err);
+  }
+  // preadv until the parts are full or the file ends.
+  PartCursor<std::uint8_t> cur(parts);
+  iovec iov[PartCursor<std::uint8_t>::kMaxIov];
+  std::size_t done = 0;
+  while (const int cnt = cur.fill(iov)) {
+    const ssize_t n = ::preadv(fd, iov, cnt, static_cast<off_t>(done));
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      ::close(fd);
+      if (err == EISDIR) return std::nullopt;  // a prefix, not a value (as in get)
+      io_fail("cannot read", key, path, err);
+    }
+    if (n == 0) break;  // end of file
+    done += static_cast<std::size_t>(n);
+    cur.advance(static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return done;
 }
 
 void PosixStore::set(const std::string& key, ByteSpan value) {

@@ -1,6 +1,8 @@
 // Backend-independent parts of the store layer: key validation, the generic
 // rename, and URL dispatch.
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -38,6 +40,25 @@ void Store::rename(const std::string& from, const std::string& to) {
   if (from == to) return;  // erase() below would otherwise delete the value
   set(to, ByteSpan(*value));
   erase(from);
+}
+
+std::optional<std::uint64_t> Store::size_of(const std::string& key) const {
+  auto value = get(key);
+  if (!value) return std::nullopt;
+  return value->size();
+}
+
+std::optional<std::size_t> Store::read_parts(const std::string& key,
+                                             std::span<const std::span<std::uint8_t>> parts) const {
+  auto value = get(key);
+  if (!value) return std::nullopt;
+  std::size_t at = 0;
+  for (const auto& part : parts) {
+    const std::size_t n = std::min(part.size(), value->size() - at);
+    if (n) std::memcpy(part.data(), value->data() + at, n);
+    at += n;
+  }
+  return at;
 }
 
 namespace {
