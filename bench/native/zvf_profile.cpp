@@ -2,6 +2,7 @@
 //   valgrind --tool=callgrind build/cpp-bench/bench/native/zvf_profile write 1000000
 //   perf record -e cpu-clock build/cpp-bench/bench/native/zvf_profile pyramid 1000000
 //   build/cpp-bench/bench/native/zvf_profile read 10000000 5     (times read_points of all)
+//   build/cpp-bench/bench/native/zvf_profile partitions 10000000   (4 z slabs of 250 + finalise)
 // Workload A of issue 6: N uniform float32 xyz points in [0, 1000)^3, chunk 200^3,
 // bin 50^3, one float32 attribute, no compression. Prints wall and CPU seconds per
 // repeat; the figures in docs/benchmarks.md come from bench/run_all.py, not from here.
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -30,7 +32,7 @@ double cpu() {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: zvf_profile write|pyramid|read [N=1000000] [repeats=3] [dir=$TMPDIR]\n");
+  std::fprintf(stderr, "usage: zvf_profile write|pyramid|read|partitions [N=1000000] [repeats=3] [dir=$TMPDIR]\n");
   return 2;
 }
 
@@ -39,7 +41,7 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   const std::string what = argv[1];
-  if (what != "write" && what != "pyramid" && what != "read") return usage();
+  if (what != "write" && what != "pyramid" && what != "read" && what != "partitions") return usage();
   const long n_arg = argc > 2 ? std::atol(argv[2]) : 1000000;
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
   if (n_arg <= 0 || repeats <= 0) return usage();
@@ -57,6 +59,30 @@ int main(int argc, char** argv) {
   layout.chunk_shape = {200, 200, 200};
   layout.bin_shape = {50, 50, 50};
 
+  // The partitions mode's input: the points split into 4 z slabs of 250 (not on
+  // chunk boundaries, so 3 of 5 chunk layers are staged and merged by finalise).
+  struct Slab {
+    zvf::ArrayView view;
+    std::vector<zvf::NamedArray> attrs;
+    zvf::Box range;
+  };
+  std::vector<std::vector<float>> slab_pos(4), slab_val(4);
+  std::vector<Slab> slabs;
+  if (what == "partitions") {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t s = std::min<std::size_t>(3, static_cast<std::size_t>(pos[i * 3 + 2] / 250.0f));
+      slab_pos[s].insert(slab_pos[s].end(), &pos[i * 3], &pos[i * 3 + 3]);
+      slab_val[s].push_back(intensity[i]);
+    }
+    const double inf = std::numeric_limits<double>::infinity();
+    for (std::size_t s = 0; s < 4; ++s) {
+      const std::size_t m = slab_val[s].size();
+      slabs.push_back({{slab_pos[s].data(), zvf::DType::F32, m, 3, false},
+                       {{"intensity", {slab_val[s].data(), zvf::DType::F32, m, 1, true}}},
+                       {{-inf, -inf, 250.0 * s}, {inf, inf, 250.0 * (s + 1)}}});
+    }
+  }
+
   // Stores are removed after the last repeat, not between repeats: on an ext4
   // without a journal, creating files within a minute of deleting others scans
   // the deleted inodes (recently_deleted()), which would be timed as ours.
@@ -67,7 +93,14 @@ int main(int argc, char** argv) {
       std::filesystem::remove_all(store_path);
       double t0 = wall(), c0 = cpu();
       zvf::PosixStore store(store_path.string());
-      zvf::write_points(store, pv, attrs, layout, std::nullopt);
+      if (what == "partitions") {
+        for (const auto& [view, attr, range] : slabs) zvf::write_points_partition(store, view, attr, layout, range);
+        const double t_parts = wall() - t0;
+        zvf::finalise(store);
+        std::printf("  partitions %.3f s, finalise %.3f s\n", t_parts, wall() - t0 - t_parts);
+      } else {
+        zvf::write_points(store, pv, attrs, layout, std::nullopt);
+      }
       if (what == "pyramid") {
         t0 = wall();
         c0 = cpu();

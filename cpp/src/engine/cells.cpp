@@ -52,8 +52,15 @@ Payload to_payload(const Bytes& b) {
   return p;
 }
 
-}  // namespace
+// "/<cell key>", appended to an array path. (Built by append: GCC 12 warns
+// falsely about "/" + std::string here.)
+std::string cell_suffix(const ChunkCoord& c, const ChunkCoord& origin) {
+  std::string s(1, '/');
+  s += cell_key(c, origin);
+  return s;
+}
 
+}  // namespace
 
 ChunkView view_of(const ChunkData& d) {
   ChunkView v{d.count, &d.frag_counts, d.vertices.bytes(), {}};
@@ -63,7 +70,7 @@ ChunkView view_of(const ChunkData& d) {
 
 void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin,
                  const ChunkView& data) {
-  const std::string cell = "/" + cell_key(c, origin);
+  const std::string cell = cell_suffix(c, origin);
   for (std::size_t k = 0; k < layout.attrs.size(); ++k)
     put_cell(store, meta::attribute_path(layout.attrs[k].name, layout.level) + cell, data.attrs[k], layout.codec);
   Bytes frag = encode_range_fragments(*data.frag_counts);
@@ -72,7 +79,7 @@ void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, co
 }
 
 void erase_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin) {
-  const std::string cell = "/" + cell_key(c, origin);
+  const std::string cell = cell_suffix(c, origin);
   store.erase(meta::vertices_path(layout.level) + cell);
   store.erase(meta::fragments_path(layout.level) + cell);
   for (const auto& a : layout.attrs) store.erase(meta::attribute_path(a.name, layout.level) + cell);
@@ -80,7 +87,7 @@ void erase_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, co
 
 std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout, const ChunkCoord& c,
                                     const ChunkCoord& origin) {
-  const std::string cell = "/" + cell_key(c, origin);
+  const std::string cell = cell_suffix(c, origin);
   auto vkey = meta::vertices_path(layout.level) + cell;
   auto raw = store.get(vkey);
   if (!raw) return std::nullopt;
@@ -115,12 +122,10 @@ std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout
   return d;
 }
 
-Bytes encode_piece(const ChunkView& d) {
+std::vector<ByteSpan> encode_piece(const ChunkView& d, Bytes& header) {
   const auto& frag_counts = *d.frag_counts;
-  std::size_t total = 4 + 4 + 8 + 4 + frag_counts.size() * 8 + d.vertices.size();
-  for (const auto& a : d.attrs) total += a.size();
-  Bytes out(total);
-  std::uint8_t* p = out.data();
+  header.resize(4 + 4 + 8 + 4 + frag_counts.size() * 8);
+  std::uint8_t* p = header.data();
   auto put = [&](const void* src, std::size_t n) {
     if (n) std::memcpy(p, src, n);
     p += n;
@@ -131,15 +136,16 @@ Bytes encode_piece(const ChunkView& d) {
   put(&d.count, 8);
   put(&nbins, 4);
   put(frag_counts.data(), frag_counts.size() * 8);
-  put(d.vertices.data(), d.vertices.size());
-  for (const auto& a : d.attrs) put(a.data(), a.size());
-  return out;
+  std::vector<ByteSpan> parts{ByteSpan(header), d.vertices};
+  parts.insert(parts.end(), d.attrs.begin(), d.attrs.end());
+  return parts;
 }
 
-ChunkData decode_piece(ByteSpan in, const CellLayout& layout, const std::string& what) {
+ChunkView decode_piece(ByteSpan in, const CellLayout& layout, const std::string& what,
+                       std::vector<std::int64_t>& frag_counts) {
   auto corrupt = [&](const std::string& why) { fail(Error::Code::Corrupt, what + ": staged piece is corrupt: " + why); };
   if (in.size() < 20 || std::memcmp(in.data(), "ZVFP", 4) != 0) corrupt("bad header");
-  ChunkData d;
+  ChunkView d;
   std::uint32_t version, nbins;
   std::memcpy(&version, in.data() + 4, 4);
   std::memcpy(&d.count, in.data() + 8, 8);
@@ -150,27 +156,27 @@ ChunkData decode_piece(ByteSpan in, const CellLayout& layout, const std::string&
   for (std::size_t k = 0; k < layout.attrs.size(); ++k) need += d.count * layout.attr_row_bytes(k);
   if (in.size() != need)
     corrupt("holds " + std::to_string(in.size()) + " bytes, expected " + std::to_string(need));
-  const std::uint8_t* p = in.data() + 20;
-  d.frag_counts.resize(nbins);
-  std::memcpy(d.frag_counts.data(), p, std::size_t(nbins) * 8);
-  p += std::size_t(nbins) * 8;
-  auto take = [&](Payload& out, std::size_t n) {
-    out.resize(n);
-    if (n) std::memcpy(out.data(), p, n);
-    p += n;
+  std::size_t at = 20;
+  frag_counts.resize(nbins);
+  std::memcpy(frag_counts.data(), in.data() + at, std::size_t(nbins) * 8);
+  at += std::size_t(nbins) * 8;
+  d.frag_counts = &frag_counts;
+  auto take = [&](std::size_t n) {
+    const ByteSpan s = in.subspan(at, n);
+    at += n;
+    return s;
   };
-  take(d.vertices, d.count * layout.vertex_row_bytes());
-  d.attrs.resize(layout.attrs.size());
-  for (std::size_t k = 0; k < layout.attrs.size(); ++k) take(d.attrs[k], d.count * layout.attr_row_bytes(k));
+  d.vertices = take(d.count * layout.vertex_row_bytes());
+  for (std::size_t k = 0; k < layout.attrs.size(); ++k) d.attrs.push_back(take(d.count * layout.attr_row_bytes(k)));
   return d;
 }
 
-ChunkData merge_chunks(const std::vector<const ChunkData*>& sources, const CellLayout& layout) {
+ChunkData merge_chunks(const std::vector<ChunkView>& sources, const CellLayout& layout) {
   ChunkData out;
   out.frag_counts.assign(static_cast<std::size_t>(layout.nbins), 0);
-  for (const auto* s : sources) {
-    out.count += s->count;
-    for (std::size_t f = 0; f < out.frag_counts.size(); ++f) out.frag_counts[f] += s->frag_counts[f];
+  for (const auto& s : sources) {
+    out.count += s.count;
+    for (std::size_t f = 0; f < out.frag_counts.size(); ++f) out.frag_counts[f] += (*s.frag_counts)[f];
   }
   const std::size_t na = layout.attrs.size();
   out.vertices.resize(out.count * layout.vertex_row_bytes());
@@ -179,16 +185,16 @@ ChunkData merge_chunks(const std::vector<const ChunkData*>& sources, const CellL
   // Walk fragments in order; within a fragment, take each source's rows in turn.
   std::vector<std::uint64_t> src_row(sources.size(), 0);
   std::uint64_t dst = 0;
+  const std::size_t vb = layout.vertex_row_bytes();
   for (std::size_t f = 0; f < out.frag_counts.size(); ++f) {
     for (std::size_t s = 0; s < sources.size(); ++s) {
-      const std::uint64_t n = static_cast<std::uint64_t>(sources[s]->frag_counts[f]);
+      const std::uint64_t n = static_cast<std::uint64_t>((*sources[s].frag_counts)[f]);
       if (n == 0) continue;
       const std::uint64_t r = src_row[s];
-      std::size_t vb = layout.vertex_row_bytes();
-      std::memcpy(out.vertices.data() + dst * vb, sources[s]->vertices.data() + r * vb, n * vb);
+      std::memcpy(out.vertices.data() + dst * vb, sources[s].vertices.data() + r * vb, n * vb);
       for (std::size_t k = 0; k < na; ++k) {
-        std::size_t ab = layout.attr_row_bytes(k);
-        std::memcpy(out.attrs[k].data() + dst * ab, sources[s]->attrs[k].data() + r * ab, n * ab);
+        const std::size_t ab = layout.attr_row_bytes(k);
+        std::memcpy(out.attrs[k].data() + dst * ab, sources[s].attrs[k].data() + r * ab, n * ab);
       }
       src_row[s] += n;
       dst += n;

@@ -8,14 +8,16 @@
 
 #include "engine/input.hpp"
 #include "format/metadata.hpp"
+#include "zvf/buffer.hpp"
 
 namespace zvf::detail {
 
 // A payload buffer with room for the 8-byte vlen-bytes frame in front, so an
 // uncompressed cell is written without another copy.
+// Uninitialised on resize: payloads are always filled right after.
 struct Payload {
   static constexpr std::size_t kFrame = 8;
-  Bytes buf = Bytes(kFrame);
+  ArrayBytes buf = ArrayBytes(kFrame);
   std::uint8_t* data() { return buf.data() + kFrame; }
   const std::uint8_t* data() const { return buf.data() + kFrame; }
   std::size_t size() const { return buf.size() - kFrame; }
@@ -61,11 +63,16 @@ std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout
 
 // Partition pieces: "ZVFP" u32 version, u64 count, u32 nbins, i64 counts[nbins],
 // then the vertex bytes and each attribute's bytes, all little-endian, uncompressed.
-Bytes encode_piece(const ChunkView& data);
-ChunkData decode_piece(ByteSpan bytes, const CellLayout& layout, const std::string& what);
+// encode_piece fills `header` and returns the parts to write one after the other
+// (they borrow from `header` and `data`): no copy of the rows.
+std::vector<ByteSpan> encode_piece(const ChunkView& data, Bytes& header);
+// A piece read back: its rows borrowed from `bytes` (which must outlive the view),
+// its fragment counts copied into `frag_counts`.
+ChunkView decode_piece(ByteSpan bytes, const CellLayout& layout, const std::string& what,
+                       std::vector<std::int64_t>& frag_counts);
 
 // Concatenates sources fragment by fragment (source order kept within a fragment).
-ChunkData merge_chunks(const std::vector<const ChunkData*>& sources, const CellLayout& layout);
+ChunkData merge_chunks(const std::vector<ChunkView>& sources, const CellLayout& layout);
 // Drops the points that lie inside any of the half-open boxes.
 ChunkData drop_points_inside(const ChunkData& data, const CellLayout& layout, const std::vector<Box>& boxes);
 

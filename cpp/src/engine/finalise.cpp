@@ -276,11 +276,19 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
       [&](std::size_t i) {
         const std::string& key = rebuild_list[i];
         ChunkCoord c = parse_dotted_key(key, nd);
-        std::vector<ChunkData> owned;
-        owned.reserve(pending.size() + 1);
+        // Sources: what the cell keeps from before, then each pending piece (read
+        // once, merged straight from the bytes read).
+        std::optional<ChunkData> kept;
+        std::vector<Bytes> pieces;
+        std::vector<std::vector<std::int64_t>> piece_counts;
+        pieces.reserve(pending.size());
+        piece_counts.reserve(pending.size());  // views point into these: no reallocation
+        std::vector<ChunkView> sources;
         if (old_keys.count(key))
-          if (auto existing = read_cells(store, cl, c, target))
-            owned.push_back(drop_points_inside(*existing, cl, pending_ranges));
+          if (auto existing = read_cells(store, cl, c, target)) {
+            kept = drop_points_inside(*existing, cl, pending_ranges);
+            sources.push_back(view_of(*kept));
+          }
         for (const auto& r : pending)
           if (std::find(r.staged.begin(), r.staged.end(), key) != r.staged.end()) {
             std::string pk = partition_dir(r.id) + "/pieces/" + key;
@@ -288,10 +296,11 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
             if (!bytes)
               fail(Error::Code::Conflict, "partition " + r.id + " lists staged chunk " + key + " but " + pk +
                                               " is missing; re-run the partition");
-            owned.push_back(decode_piece(ByteSpan(*bytes), cl, store.describe() + "/" + pk));
+            pieces.push_back(std::move(*bytes));
+            piece_counts.emplace_back();
+            sources.push_back(decode_piece(ByteSpan(pieces.back()), cl, store.describe() + "/" + pk,
+                                           piece_counts.back()));
           }
-        std::vector<const ChunkData*> sources;
-        for (const auto& o : owned) sources.push_back(&o);
         ChunkData merged = merge_chunks(sources, cl);
         if (merged.count == 0) {
           erase_cells(store, cl, c, target);

@@ -158,7 +158,8 @@ CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArra
   return in;
 }
 
-void check_inside(const ArrayView& v, const Box& box, bool half_open, const char* what, int threads) {
+void check_inside(const CheckedInput& in, const Box& box, bool half_open, const char* what, int threads) {
+  const ArrayView& v = *in.positions;
   const std::size_t nd = v.cols;
   if (box.lo.size() != nd || box.hi.size() != nd)
     invalid(std::string(what) + " has " + std::to_string(box.lo.size()) + " dimensions; expected " +
@@ -169,6 +170,11 @@ void check_inside(const ArrayView& v, const Box& box, bool half_open, const char
       invalid(std::string(what) + " " + box_text(box, half_open) + " is empty or not a number on axis " +
               std::to_string(d) + "; expected lo " + (half_open ? "<" : "<=") + " hi");
   }
+  bool all_inside = true;
+  for (std::size_t d = 0; d < in.pos_min.size(); ++d)
+    all_inside = all_inside && in.pos_min[d] >= box.lo[d] &&
+                 (half_open ? in.pos_max[d] < box.hi[d] : in.pos_max[d] <= box.hi[d]);
+  if (all_inside) return;
   std::mutex m;
   std::size_t bad = std::numeric_limits<std::size_t>::max();
   auto scan = [&](auto tag) {

@@ -23,9 +23,9 @@ CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArra
                          const Layout& layout, int threads);
 
 // Every point must satisfy lo <= p <= hi (inclusive, bounds) or lo <= p < hi
-// (half-open, partition range). Throws naming the first point outside.
-void check_inside(const ArrayView& positions, const Box& box, bool half_open, const char* what,
-                  int threads);
+// (half-open, partition range). Decided from the min/max check_input found; only
+// when they fall outside are the points scanned, to name the first one outside.
+void check_inside(const CheckedInput& in, const Box& box, bool half_open, const char* what, int threads);
 
 std::string box_text(const Box& b, bool half_open);
 std::string number_text(double v);

@@ -70,7 +70,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   const int threads = resolve_threads(exec.threads);
   CheckedInput in = check_input(positions, attributes, layout, threads);
   const std::size_t nd = positions.cols;
-  check_inside(positions, range, /*half_open=*/true, "partition range", threads);
+  check_inside(in, range, /*half_open=*/true, "partition range", threads);
 
   PartitionRecord rec;
   rec.id = partition_id(range);
@@ -135,12 +135,14 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
       groups.chunks.size(), io_threads(threads, store.io_concurrency()),
       [&](std::size_t k) {
         thread_local ChunkScratch scratch;
-          ChunkView data = groups.chunk_view(k, cl, scratch);
+        ChunkView data = groups.chunk_view(k, cl, scratch);
         if (in_place[k]) {
           write_cells(store, cl, groups.chunks[k], rec.origin, data);
         } else {
-          Bytes piece = encode_piece(data);
-          store.set(dir + "/pieces/" + dotted_key(groups.chunks[k]), ByteSpan(piece));
+          // Published by the manifest, written after every piece.
+          Bytes header;
+          const std::vector<ByteSpan> parts = encode_piece(data, header);
+          store.set_unpublished(dir + "/pieces/" + dotted_key(groups.chunks[k]), parts);
         }
       },
       [&](std::size_t done) {

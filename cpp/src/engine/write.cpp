@@ -22,7 +22,7 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
   const std::size_t nd = positions.cols;
   Box box;
   if (bounds) {
-    check_inside(positions, *bounds, /*half_open=*/false, "bounds", threads);
+    check_inside(in, *bounds, /*half_open=*/false, "bounds", threads);
     box = *bounds;
   } else if (positions.rows == 0) {
     invalid("cannot write an empty point cloud without bounds: pass bounds=(lo, hi)");
