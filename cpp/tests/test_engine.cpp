@@ -1211,6 +1211,19 @@ class ReadInPlace : public ::testing::TestWithParam<Backend> {
     dir_ = std::make_unique<TempDir>();
     return std::make_shared<zvf::PosixStore>(dir_->path() + "/s.zarrvectors");
   }
+  // Writes a small uncompressed cloud; returns the sorted cell keys of one array.
+  std::vector<std::string> write_and_list(zvf::Store& s, std::uint64_t seed, const std::string& cells) {
+    const Cloud c = make_cloud(DType::F32, 3, 2000, {0, 0, 0}, {100, 100, 100}, seed, kPartAttrs);
+    zvf::write_points(s, c.view(), c.named(), Layout{{50, 50, 50}, {25, 25, 25}, {}}, std::nullopt, kExec);
+    auto keys = s.list(cells);
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+  // Stores `bytes` as the cell `victim`; a read of everything must then fail naming it and `why`.
+  static void expect_corrupt_with(zvf::Store& s, const std::string& victim, const Bytes& bytes, const std::string& why) {
+    s.set(victim, zvf::ByteSpan(bytes));
+    expect_error([&] { zvf::read_points(s, {}, kExec); }, Error::Code::Corrupt, {victim, why});
+  }
 };
 
 TEST_P(ReadInPlace, EqualsTheStagedReadByteForByte) {
@@ -1234,35 +1247,26 @@ TEST_P(ReadInPlace, EqualsTheStagedReadByteForByte) {
 
 TEST_P(ReadInPlace, HeaderThatLiesAboutTheLengthIsCorrupt) {
   auto s = make();
-  const Cloud c = make_cloud(DType::F32, 3, 2000, {0, 0, 0}, {100, 100, 100}, 45, kPartAttrs);
-  zvf::write_points(*s, c.view(), c.named(), Layout{{50, 50, 50}, {25, 25, 25}, {}}, std::nullopt, kExec);
-  auto keys = s->list("0/vertices/c");
+  const auto keys = write_and_list(*s, 45, "0/vertices/c");
   ASSERT_FALSE(keys.empty());
-  std::sort(keys.begin(), keys.end());
   const std::string victim = keys.front();
-  Bytes cell = *s->get(victim);
-  ASSERT_GT(cell.size(), 8u);
-  cell[4] ^= 0x01;  // the length field, same file size
-  s->set(victim, zvf::ByteSpan(cell));
-  expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "length field"});
-  cell[4] ^= 0x01;
-  cell[0] = 2;  // two elements
-  s->set(victim, zvf::ByteSpan(cell));
-  expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "2 elements"});
+  const Bytes good = *s->get(victim);
+  ASSERT_GT(good.size(), 8u);
+  Bytes longer = good, two = good;
+  longer[4] ^= 0x01;  // the length field, same file size
+  two[0] = 2;         // two elements
+  expect_corrupt_with(*s, victim, longer, "length field");
+  expect_corrupt_with(*s, victim, two, "2 elements");
 }
 
 TEST_P(ReadInPlace, MissingOrResizedAttributeCellIsCorrupt) {
   auto s = make();
-  const Cloud c = make_cloud(DType::F32, 3, 2000, {0, 0, 0}, {100, 100, 100}, 46, kPartAttrs);
-  zvf::write_points(*s, c.view(), c.named(), Layout{{50, 50, 50}, {25, 25, 25}, {}}, std::nullopt, kExec);
-  auto keys = s->list("0/vertex_attributes/rgb/c");
+  const auto keys = write_and_list(*s, 46, "0/vertex_attributes/rgb/c");
   ASSERT_FALSE(keys.empty());
-  std::sort(keys.begin(), keys.end());
   const std::string victim = keys.back();
   Bytes cell = *s->get(victim);
   cell.push_back(0);  // one byte too many
-  s->set(victim, zvf::ByteSpan(cell));
-  expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "expected"});
+  expect_corrupt_with(*s, victim, cell, "expected");
   s->erase(victim);
   expect_error([&] { zvf::read_points(*s, {}, kExec); }, Error::Code::Corrupt, {victim, "missing"});
 }
