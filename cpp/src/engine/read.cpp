@@ -165,8 +165,7 @@ void read_in_place(const Store& store, const LevelView& lv, const std::vector<Ch
   };
   parallel_for(
       chunks.size(), io,
-      [&](std::size_t i) {
-        if (rows[i] == 0) return;
+      [&](std::size_t i) {  // empty cells too: their headers are checked like any other
         read_cell(where(lv.vertices, chunks[i]), pc.positions.data.data() + offset[i] * vrow, rows[i] * vrow);
         for (std::size_t k = 0; k < want.size(); ++k) {
           const std::size_t arow = want[k]->second.row_bytes();
