@@ -57,6 +57,27 @@ Data make_data(std::size_t n, unsigned seed) {
   return d;
 }
 
+// The rows of d with lo <= z < hi, and that half-open range along z.
+Data z_slab(const Data& d, double lo, double hi) {
+  Data part;
+  for (std::size_t i = 0; i < d.n; ++i) {
+    const float z = d.pos[i * 3 + 2];
+    if (z < lo || z >= hi) continue;
+    for (int k = 0; k < 3; ++k) part.pos.push_back(d.pos[i * 3 + k]);
+    part.intensity.push_back(d.intensity[i]);
+    part.label.push_back(d.label[i]);
+    ++part.n;
+  }
+  return part;
+}
+
+Box z_range(double lo, double hi) {
+  Box range = Box::unbounded(3);
+  range.lo[2] = lo;
+  range.hi[2] = hi;
+  return range;
+}
+
 zvf::ArrayView view(const std::vector<float>& v, std::size_t rows, std::size_t cols, bool one_d) {
   return {v.data(), DType::F32, rows, cols, one_d};
 }
@@ -186,18 +207,8 @@ TEST(ValidateClean, PartitionedAndFinalisedStoreIsClean) {
   Data d = make_data(4000, 11);
   // Two slabs along z, the boundary (600) inside a chunk, so both partitions stage pieces.
   for (auto [lo, hi] : {std::pair{0.0, 600.0}, std::pair{600.0, kInf}}) {
-    Data part;
-    for (std::size_t i = 0; i < d.n; ++i) {
-      const float z = d.pos[i * 3 + 2];
-      if (z < lo || z >= hi) continue;
-      for (int k = 0; k < 3; ++k) part.pos.push_back(d.pos[i * 3 + k]);
-      part.intensity.push_back(d.intensity[i]);
-      part.label.push_back(d.label[i]);
-      ++part.n;
-    }
-    Box range = Box::unbounded(3);
-    range.lo[2] = lo;
-    range.hi[2] = hi;
+    const Data part = z_slab(d, lo, hi);
+    const Box range = z_range(lo, hi);
     zvf::write_points_partition(s, view(part.pos, part.n, 3, false), attrs_of(part), layout(), range, kExec);
   }
   zvf::finalise(s, {}, kExec);
@@ -442,18 +453,8 @@ class ValidatePartitions : public ::testing::Test {
  protected:
   void write_partition(double lo, double hi) {
     Data d = make_data(1000, 3);
-    Data part;
-    for (std::size_t i = 0; i < d.n; ++i) {
-      const float z = d.pos[i * 3 + 2];
-      if (z < lo || z >= hi) continue;
-      for (int k = 0; k < 3; ++k) part.pos.push_back(d.pos[i * 3 + k]);
-      part.intensity.push_back(d.intensity[i]);
-      part.label.push_back(d.label[i]);
-      ++part.n;
-    }
-    Box range = Box::unbounded(3);
-    range.lo[2] = lo;
-    range.hi[2] = hi;
+    const Data part = z_slab(d, lo, hi);
+    const Box range = z_range(lo, hi);
     id = zvf::write_points_partition(store, view(part.pos, part.n, 3, false), attrs_of(part), layout(), range, kExec)
              .partition_id;
   }

@@ -77,18 +77,25 @@ def test_mpi_collective_example(mpirun, reference, tmp_path):
 # write_points_collective: scenarios run by one mpirun of collective_worker.py
 # --------------------------------------------------------------------------
 
+def rank_records(out, proc, ranks=4):
+    """records(scenario): the JSON record each rank wrote for a scenario, failing if a rank wrote none."""
+
+    def records(scenario):
+        files = [out / f"{scenario}.rank{r}.json" for r in range(ranks)]
+        missing = [f.name for f in files if not f.exists()]
+        assert not missing, f"ranks wrote no record: {missing}\n{describe(proc)}"
+        return [json.loads(f.read_text()) for f in files]
+
+    return records
+
+
 @pytest.fixture(scope="module")
 def collective(mpirun, tmp_path_factory):
     out = tmp_path_factory.mktemp("collective")
     proc = run([*mpirun, sys.executable, HERE / "collective_worker.py", out], env=mpi_env(), timeout=300)
     assert proc.returncode == 0, describe(proc)
 
-    def records(scenario):
-        files = [out / f"{scenario}.rank{r}.json" for r in range(4)]
-        missing = [f.name for f in files if not f.exists()]
-        assert not missing, f"ranks wrote no record: {missing}\n{describe(proc)}"
-        return [json.loads(f.read_text()) for f in files]
-
+    records = rank_records(out, proc)
     return out, records
 
 
@@ -237,12 +244,7 @@ def pyramid_runs(mpirun, tmp_path_factory):
     proc = run([*mpirun, sys.executable, HERE / "pyramid_worker.py", out], env=mpi_env(), timeout=300)
     assert proc.returncode == 0, describe(proc)
 
-    def records(scenario):
-        files = [out / f"{scenario}.rank{r}.json" for r in range(4)]
-        missing = [f.name for f in files if not f.exists()]
-        assert not missing, f"ranks wrote no record: {missing}\n{describe(proc)}"
-        return [json.loads(f.read_text()) for f in files]
-
+    records = rank_records(out, proc)
     return out, one, records
 
 
