@@ -3,6 +3,7 @@
 //   perf record -e cpu-clock build/cpp-bench/bench/native/zvf_profile pyramid 1000000
 //   build/cpp-bench/bench/native/zvf_profile read 10000000 5     (times read_points of all)
 //   build/cpp-bench/bench/native/zvf_profile partitions 10000000   (4 z slabs of 250 + finalise)
+//   build/cpp-bench/bench/native/zvf_profile zstd 10000000         (write_points with zstd, default level)
 // Workload A of issue 6: N uniform float32 xyz points in [0, 1000)^3, chunk 200^3,
 // bin 50^3, one float32 attribute, no compression. Prints wall and CPU seconds per
 // repeat; the figures in docs/benchmarks.md come from bench/run_all.py, not from here.
@@ -32,7 +33,7 @@ double cpu() {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: zvf_profile write|pyramid|read|partitions [N=1000000] [repeats=3] [dir=$TMPDIR]\n");
+  std::fprintf(stderr, "usage: zvf_profile write|zstd|pyramid|read|partitions [N=1000000] [repeats=3] [dir=$TMPDIR]\n");
   return 2;
 }
 
@@ -41,7 +42,7 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   const std::string what = argv[1];
-  if (what != "write" && what != "pyramid" && what != "read" && what != "partitions") return usage();
+  if (what != "write" && what != "zstd" && what != "pyramid" && what != "read" && what != "partitions") return usage();
   const long n_arg = argc > 2 ? std::atol(argv[2]) : 1000000;
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
   if (n_arg <= 0 || repeats <= 0) return usage();
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
   zvf::Layout layout;
   layout.chunk_shape = {200, 200, 200};
   layout.bin_shape = {50, 50, 50};
+  if (what == "zstd") layout.codec.kind = zvf::CodecSpec::Kind::Zstd;
 
   // The partitions mode's input: the points split into 4 z slabs of 250 (not on
   // chunk boundaries, so 3 of 5 chunk layers are staged and merged by finalise).

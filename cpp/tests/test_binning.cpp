@@ -252,6 +252,41 @@ TEST(Binning, DirectPathAllDimensionsAndDtypes) {
   check_binning(make_points(DType::F64, 4, 20000, -6, 6, g4, 15), g4, 2, Path::Direct);
 }
 
+TEST(Binning, Float32FarFromTheOrigin) {
+  // Quotients near 5e5 take the float32 key kernel (edge rows fall back to
+  // double); near 3e6 and 1e7 they exceed its 2^20 limit and take the double
+  // kernel. float32 spacing there is 1/32 to 1, so many rows sit on or next to an edge.
+  Grid g = Grid::make({4, 4}, {1, 1}, 2);
+  check_binning(make_points(DType::F32, 2, 20000, 5.0e5, 5.0e5 + 40, g, 16), g, 2, Path::Direct);
+  check_binning(make_points(DType::F32, 2, 20000, -5.0e5 - 40, -5.0e5, g, 17), g, 2, Path::Direct);
+  check_binning(make_points(DType::F32, 2, 20000, 3.0e6, 3.0e6 + 40, g, 19), g, 2, Path::Direct);
+  check_binning(make_points(DType::F32, 2, 20000, 1.0e7, 1.0e7 + 40, g, 18), g, 2, Path::Direct);
+  // An inexact bin (0.3) far out: float32 products miss the edges there.
+  Grid g3 = Grid::make({1.2, 1.2}, {0.3, 0.3}, 2);
+  check_binning(make_points(DType::F32, 2, 20000, 5.0e4, 5.0e4 + 12, g3, 20), g3, 2, Path::Direct);
+}
+
+TEST(Binning, Float32WithinUlpsOfEveryEdge) {
+  // Every float32 within 6 ulps of each bin edge, per axis, for inexact and
+  // exact bin sizes: where a single-precision product can round across an edge.
+  std::vector<double> bins{0.1, 0.3, 1.0 / 3.0, 0.7, 7.3, 50.0};
+  for (int i = 1; i <= 40; ++i) bins.push_back(0.013 * i * i + 0.011);  // more roundings of 1 / bin
+  for (double bin : bins) {
+    SCOPED_TRACE("bin " + std::to_string(bin));
+    Grid g = Grid::make({bin * 4, bin * 2}, {bin, bin}, 2);
+    Points pts;
+    pts.dtype = DType::F32;
+    pts.nd = 2;
+    for (int e = -40; e <= 40; ++e) {
+      float x = static_cast<float>(e * bin);
+      for (int s = 0; s < 6; ++s) x = std::nextafter(x, -1e30f);
+      for (int s = 0; s <= 12; ++s, x = std::nextafter(x, 1e30f))
+        pts.push({x, static_cast<double>(std::nextafter(static_cast<float>((40 - e) * bin), s & 1 ? 1e30f : -1e30f))});
+    }
+    check_binning(pts, g, 2, Path::Direct);
+  }
+}
+
 TEST(Binning, ManyThreadsKeepInputOrder) {
   // Enough rows for several counting blocks in the dense path.
   Grid g = Grid::make({50, 50, 50}, {25, 25, 50}, 3);

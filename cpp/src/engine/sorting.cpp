@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "engine/binning.hpp"
 #include "engine/parallel.hpp"
@@ -165,6 +166,68 @@ void direct_keys(const T* __restrict p, std::size_t m, const DirectKeys& params,
   }
 }
 
+// The float32 kernel: the same keys as direct_keys<float>, in single precision
+// (twice the SIMD lanes, no conversions to double). A float product can land on
+// the wrong side of a bin edge only when the quotient lies within its rounding
+// error (about 2^-23 relative) of an integer; such rows are flagged (margin
+// 2^-20) and direct_keys() recomputes them in double. Rows away from an edge get
+// the exact floor either way, so the result is bit-for-bit that of the double
+// kernel. Used for |x / bin| < 2^20: beyond that the margin reaches 1 and every
+// row would be flagged.
+struct DirectKeysF32 {
+  float inv_bin[kMaxDims], inv_bpc[kMaxDims];
+  std::int32_t bmin[kMaxDims], bpc[kMaxDims];
+  std::uint32_t chunk_stride[kMaxDims], bin_stride[kMaxDims];
+  std::uint32_t nbins = 1;
+};
+
+template <int ND>
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+bool direct_keys_f32(const float* __restrict p, std::size_t m, const DirectKeysF32& params,
+                     std::uint32_t* __restrict out, std::uint8_t* __restrict near_edge) {
+  const DirectKeysF32 k = params;
+  std::uint32_t any = 0;
+  for (std::size_t i = 0; i < m; ++i) {
+    std::uint32_t ck = 0, bk = 0, near = 0;
+    for (int d = 0; d < ND; ++d) {
+      const float q = p[i * ND + d] * k.inv_bin[d];
+      std::int32_t b = static_cast<std::int32_t>(q);
+      b -= static_cast<std::int32_t>(static_cast<float>(b) > q);  // truncation to floor
+      const float frac = q - static_cast<float>(b);                // exact: 0 <= frac < 1
+      const float margin = std::fabs(q) * 0x1p-20f + 0x1p-40f;
+      near |= static_cast<std::uint32_t>(frac < margin) | static_cast<std::uint32_t>(frac > 1.0f - margin);
+      const std::int32_t r = b - k.bmin[d];
+      std::int32_t c = static_cast<std::int32_t>(static_cast<float>(r) * k.inv_bpc[d]);
+      c -= static_cast<std::int32_t>(c * k.bpc[d] > r);
+      c += static_cast<std::int32_t>((c + 1) * k.bpc[d] <= r);
+      ck += static_cast<std::uint32_t>(c) * k.chunk_stride[d];
+      bk += static_cast<std::uint32_t>(r - c * k.bpc[d]) * k.bin_stride[d];
+    }
+    out[i] = ck * k.nbins + bk;
+    near_edge[i] = static_cast<std::uint8_t>(near);
+    any |= near;
+  }
+  return any != 0;
+}
+
+// Keys of m rows: the float32 kernel with the double one for rows near an edge,
+// or the double kernel alone.
+template <class T, int ND>
+inline void block_keys(const T* p, std::size_t m, const DirectKeys& k, const DirectKeysF32* kf, std::uint32_t* out) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (kf) {
+      std::uint8_t near_edge[kKeyBlock];
+      if (direct_keys_f32<ND>(p, m, *kf, out, near_edge))
+        for (std::size_t j = 0; j < m; ++j)
+          if (near_edge[j]) direct_keys<T, ND>(p + j * ND, 1, k, out + j);
+      return;
+    }
+  }
+  direct_keys<T, ND>(p, m, k, out);
+}
+
 template <class T, int ND>
 SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const KeySpace& ks, int threads) {
   const ArrayView& pos = *in.positions;
@@ -184,6 +247,20 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
     bstride *= static_cast<std::uint32_t>(g.bins_per_chunk[d]);
   }
   const std::uint64_t B = ks.buckets * k.nbins;  // <= kDirectMaxBuckets
+  DirectKeysF32 kf;
+  bool use_f32 = std::is_same_v<T, float>;
+  for (int d = 0; d < ND; ++d) {
+    kf.inv_bin[d] = static_cast<float>(k.inv_bin[d]);
+    kf.inv_bpc[d] = static_cast<float>(k.inv_bpc[d]);
+    kf.bmin[d] = k.bmin[d];
+    kf.bpc[d] = k.bpc[d];
+    kf.chunk_stride[d] = k.chunk_stride[d];
+    kf.bin_stride[d] = k.bin_stride[d];
+    const double reach = std::max(std::abs(in.pos_min[d]), std::abs(in.pos_max[d])) * k.inv_bin[d];
+    use_f32 = use_f32 && reach < 0x1p20 && std::abs(static_cast<double>(k.bmin[d])) < 0x1p20;
+  }
+  kf.nbins = k.nbins;
+  const DirectKeysF32* fast = use_f32 ? &kf : nullptr;
   const T* src = static_cast<const T*>(pos.data);
   const int t = std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(1, n / 65536))));
 
@@ -197,7 +274,7 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
     std::uint32_t block[kKeyBlock];
     for (std::size_t i = lo; i < hi; i += kKeyBlock) {
       const std::size_t m = std::min(kKeyBlock, hi - i);
-      direct_keys<T, ND>(src + i * ND, m, k, block);
+      block_keys<T, ND>(src + i * ND, m, k, fast, block);
       for (std::size_t j = 0; j < m; ++j) {
         ++cnt[block[j]];
         key[i + j] = static_cast<std::uint16_t>(block[j]);
