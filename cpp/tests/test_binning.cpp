@@ -98,13 +98,17 @@ enum class Path { Direct, TwoLevel, Any };
 
 // Sorts with the library (sort_points + chunk_view, as the writers do) and
 // checks everything against the brute-force reference. A uint64 attribute
-// carries each row's input index through the sort.
-void check_binning(const Points& pts, const Grid& g, int threads, Path path = Path::Any) {
+// carries each row's input index through the sort; with `two_attrs`, a second
+// (uint32, 3 columns) must travel with it.
+void check_binning(const Points& pts, const Grid& g, int threads, Path path = Path::Any, bool two_attrs = false) {
   const ArrayView v = pts.view();
   const std::size_t n = v.rows;
   std::vector<std::uint64_t> row_ids(n);
   for (std::size_t i = 0; i < n; ++i) row_ids[i] = i;
+  std::vector<std::uint32_t> triples(n * 3);
+  for (std::size_t i = 0; i < n * 3; ++i) triples[i] = static_cast<std::uint32_t>(i * 7 + 1);
   std::vector<zvf::NamedArray> attrs{{"row", ArrayView{row_ids.data(), DType::U64, n, 1, true}}};
+  if (two_attrs) attrs.push_back({"triple", ArrayView{triples.data(), DType::U32, n, 3, false}});
   zvf::Layout layout;
   layout.chunk_shape = g.chunk_shape;
   layout.bin_shape = g.bin_shape;
@@ -134,7 +138,7 @@ void check_binning(const Points& pts, const Grid& g, int threads, Path path = Pa
     ASSERT_EQ(sorted.chunks[k], chunk);
     const auto view = sorted.chunk_view(k, cl, scratch);
     ASSERT_EQ(view.count, sorted.offsets[k + 1] - sorted.offsets[k]);
-    ASSERT_EQ(view.attrs.size(), 1u);
+    ASSERT_EQ(view.attrs.size(), two_attrs ? 2u : 1u);
     ASSERT_EQ(view.attrs[0].size(), view.count * 8);
     ASSERT_EQ(view.vertices.size(), view.count * prow);
     std::vector<std::uint64_t> got(view.count);
@@ -150,8 +154,12 @@ void check_binning(const Points& pts, const Grid& g, int threads, Path path = Pa
     ASSERT_EQ(got, expect);
     // The position rows moved with their ids.
     const auto* src = static_cast<const std::uint8_t*>(v.data);
-    for (std::size_t j = 0; j < got.size(); ++j)
+    for (std::size_t j = 0; j < got.size(); ++j) {
       ASSERT_EQ(std::memcmp(view.vertices.data() + j * prow, src + got[j] * prow, prow), 0) << "row " << got[j];
+      if (two_attrs) {
+        ASSERT_EQ(std::memcmp(view.attrs[1].data() + j * 12, &triples[got[j] * 3], 12), 0) << "row " << got[j];
+      }
+    }
     ++k;
   }
 }
@@ -285,6 +293,15 @@ TEST(Binning, Float32WithinUlpsOfEveryEdge) {
     }
     check_binning(pts, g, 2, Path::Direct);
   }
+}
+
+TEST(Binning, SeveralAttributesOnEveryPath) {
+  Grid g = Grid::make({100, 100, 100}, {25, 50, 100}, 3);
+  check_binning(make_points(DType::F32, 3, 20000, -500, 500, g, 21), g, 2, Path::Direct, true);
+  Grid big = Grid::make({100, 100, 100}, {25, 25, 25}, 3);
+  check_binning(make_points(DType::F64, 3, 20000, -500, 500, big, 22), big, 2, Path::TwoLevel, true);
+  Grid one = Grid::make({10, 10, 10}, {}, 3);
+  check_binning(make_points(DType::F32, 3, 5000, -30, 30, one, 23), one, 2, Path::Any, true);
 }
 
 TEST(Binning, ManyThreadsKeepInputOrder) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "zvf/buffer.hpp"
 #include "zvf/store.hpp"
 
 namespace zvf {
@@ -34,6 +35,9 @@ struct CodecSpec {
 // Encodes one cell: vlen-bytes framing (u32le count=1, u32le length, payload),
 // then the compressor if any. Thread-safe.
 Bytes encode_cell(ByteSpan payload, const CodecSpec& spec);
+// encode_cell() into a caller's buffer, reused from cell to cell (no allocation
+// and no zero fill once it has grown); the result views `out`.
+ByteSpan encode_cell_into(ByteSpan payload, const CodecSpec& spec, ArrayBytes& out);
 // Inverse of encode_cell. Throws Error(Corrupt) with `what` (e.g. the key) in
 // the message if the bytes are truncated, fail to decompress, or hold != 1 element.
 Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& what);

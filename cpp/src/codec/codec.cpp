@@ -106,7 +106,7 @@ struct ZstdDCtxFree {
 // Compresses the vlen-bytes frame header followed by the payload as one zstd frame,
 // without first copying them together. The context is kept per thread: creating
 // one per cell costs more than compressing a small cell.
-Bytes zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec) {
+ByteSpan zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec, ArrayBytes& out) {
   if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel()) {
     invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
             ", " + std::to_string(ZSTD_maxCLevel()) + "]");
@@ -120,7 +120,7 @@ Bytes zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec) {
   ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, spec.checksum ? 1 : 0);
   const std::size_t total = header.size() + payload.size();
   ZSTD_CCtx_setPledgedSrcSize(c, total);  // the frame records its content size, as a one-shot call does
-  Bytes out(ZSTD_compressBound(total));
+  out.resize(ZSTD_compressBound(total));  // no fill: ArrayBytes leaves the bytes as they are
   ZSTD_outBuffer ob{out.data(), out.size(), 0};
   auto feed = [&](ByteSpan part, ZSTD_EndDirective mode) {
     ZSTD_inBuffer in{part.data(), part.size(), 0};
@@ -133,8 +133,7 @@ Bytes zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec) {
   };
   feed(header, ZSTD_e_continue);
   feed(payload, ZSTD_e_end);
-  out.resize(ob.pos);
-  return out;
+  return ByteSpan(out.data(), ob.pos);
 }
 
 Bytes zstd_decompress(ByteSpan stored, const std::string& what) {
@@ -184,7 +183,7 @@ Bytes zstd_decompress(ByteSpan stored, const std::string& what) {
   return out;
 }
 
-Bytes blosc_compress(ByteSpan framed, const CodecSpec& spec) {
+ByteSpan blosc_compress(ByteSpan framed, const CodecSpec& spec, ArrayBytes& out) {
   const int shuffle = blosc_shuffle_code(spec.shuffle);
   if (shuffle < 0) {
     invalid("blosc shuffle '" + spec.shuffle + "' is not one of noshuffle, shuffle, bitshuffle");
@@ -202,14 +201,13 @@ Bytes blosc_compress(ByteSpan framed, const CodecSpec& spec) {
     invalid("cell of " + std::to_string(framed.size()) + " bytes exceeds blosc's limit of " +
             std::to_string(BLOSC_MAX_BUFFERSIZE) + " bytes");
   }
-  Bytes out(framed.size() + BLOSC_MAX_OVERHEAD);
+  out.resize(framed.size() + BLOSC_MAX_OVERHEAD);
   // The _ctx variant takes no global lock and keeps no global state.
   const int n = blosc_compress_ctx(spec.level, shuffle, static_cast<std::size_t>(spec.typesize), framed.size(),
                                    framed.data(), out.data(), out.size(), spec.cname.c_str(),
                                    static_cast<std::size_t>(spec.blocksize), 1);
   if (n <= 0) fail(Error::Code::IO, "blosc compression failed (code " + std::to_string(n) + ")");
-  out.resize(static_cast<std::size_t>(n));
-  return out;
+  return ByteSpan(out.data(), static_cast<std::size_t>(n));
 }
 
 Bytes blosc_decompress(ByteSpan stored, const std::string& what) {
@@ -352,7 +350,7 @@ std::string CodecSpec::name() const {
 
 // ---- cells -----------------------------------------------------------------------
 
-Bytes encode_cell(ByteSpan payload, const CodecSpec& spec) {
+ByteSpan encode_cell_into(ByteSpan payload, const CodecSpec& spec, ArrayBytes& out) {
   if (payload.size() > std::numeric_limits<std::uint32_t>::max()) {
     invalid("cell payload of " + std::to_string(payload.size()) +
             " bytes exceeds the 4 GiB limit of the vlen-bytes length field");
@@ -360,18 +358,21 @@ Bytes encode_cell(ByteSpan payload, const CodecSpec& spec) {
   std::uint8_t head[kHeader];
   put_u32le(head, 1);
   put_u32le(head + 4, static_cast<std::uint32_t>(payload.size()));
-  if (spec.kind == CodecSpec::Kind::Zstd) return zstd_compress(ByteSpan(head, kHeader), payload, spec);
-  Bytes framed(kHeader + payload.size());
+  if (spec.kind == CodecSpec::Kind::Zstd) return zstd_compress(ByteSpan(head, kHeader), payload, spec, out);
+  // blosc compresses the whole frame: build it aside, then compress into `out`.
+  ArrayBytes blosc_input;
+  ArrayBytes& framed = spec.kind == CodecSpec::Kind::Blosc ? blosc_input : out;
+  framed.resize(kHeader + payload.size());
   std::memcpy(framed.data(), head, kHeader);
   if (!payload.empty()) std::memcpy(framed.data() + kHeader, payload.data(), payload.size());
-  switch (spec.kind) {
-    case CodecSpec::Kind::None:
-    case CodecSpec::Kind::Zstd:
-      return framed;
-    case CodecSpec::Kind::Blosc:
-      return blosc_compress(framed, spec);
-  }
-  return framed;
+  if (spec.kind == CodecSpec::Kind::Blosc) return blosc_compress(ByteSpan(framed), spec, out);
+  return ByteSpan(framed);
+}
+
+Bytes encode_cell(ByteSpan payload, const CodecSpec& spec) {
+  ArrayBytes scratch;
+  const ByteSpan enc = encode_cell_into(payload, spec, scratch);
+  return Bytes(enc.begin(), enc.end());
 }
 
 namespace {

@@ -39,8 +39,8 @@ void put_cell(Store& store, const std::string& key, ByteSpan payload, const Code
     const ByteSpan parts[2] = {ByteSpan(reinterpret_cast<const std::uint8_t*>(head), sizeof head), payload};
     store.set_unpublished(key, parts);
   } else {
-    Bytes enc = encode_cell(payload, codec);
-    const ByteSpan whole(enc);
+    thread_local ArrayBytes enc;  // the compressed cell, reused by the thread's next cell
+    const ByteSpan whole = encode_cell_into(payload, codec, enc);
     store.set_unpublished(key, std::span<const ByteSpan>(&whole, 1));
   }
 }

@@ -413,12 +413,10 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
       v.attrs.emplace_back(attrs[a].data.get() + first * layout.attr_row_bytes(a), n * layout.attr_row_bytes(a));
     return v;
   }
-  sc.bins.resize(n);
   if (bins.size != 0) {  // direct path: bins and their counts known from the sort
-    const auto* b = reinterpret_cast<const std::uint16_t*>(bins.data.get()) + first;
-    std::copy_n(b, n, sc.bins.begin());
     std::copy_n(bin_counts.begin() + static_cast<std::ptrdiff_t>(k * nbins), nbins, sc.frag_counts.begin());
   } else {
+    sc.bins.resize(n);
     // Fragment of every row.
     std::int64_t base[kMaxDims], stride[kMaxDims];
     double inv[kMaxDims];
@@ -438,25 +436,45 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
       ++sc.frag_counts[f];
     }
   }
-  // A stable counting sort by bin into the scratch buffers.
+  // A stable counting sort by bin into the scratch buffers: one pass that moves
+  // each row's position and attributes together (a chunk is larger than L2, so
+  // one read of the bins and one cursor update per row, not one per array).
   sc.cursor.resize(static_cast<std::size_t>(nbins));
   std::uint64_t run = 0;
   for (std::int64_t f = 0; f < nbins; ++f) {
     sc.cursor[f] = run;
     run += static_cast<std::uint64_t>(sc.frag_counts[f]);
   }
-  auto sort_rows = [&](const std::uint8_t* src, std::size_t row_bytes, std::vector<std::uint8_t>& dst) {
-    if (dst.size() < n * row_bytes) dst.resize(n * row_bytes);
-    std::vector<std::uint64_t> cur = sc.cursor;
-    for (std::uint64_t r = 0; r < n; ++r) copy_row(dst.data() + cur[sc.bins[r]]++ * row_bytes, src + r * row_bytes, row_bytes);
-    return ByteSpan(dst.data(), n * row_bytes);
-  };
-  v.vertices = sort_rows(pos, prow, sc.positions);
-  sc.attrs.resize(attrs.size());
-  for (std::size_t a = 0; a < attrs.size(); ++a) {
-    const std::size_t ab = layout.attr_row_bytes(a);
-    v.attrs.push_back(sort_rows(attrs[a].data.get() + first * ab, ab, sc.attrs[a]));
+  const std::size_t na = attrs.size();
+  if (sc.positions.size() < n * prow) sc.positions.resize(n * prow);
+  sc.attrs.resize(na);
+  std::uint8_t* pdst = sc.positions.data();
+  for (std::size_t a = 0; a < na; ++a)
+    if (sc.attrs[a].size() < n * layout.attr_row_bytes(a)) sc.attrs[a].resize(n * layout.attr_row_bytes(a));
+  const auto* bins16 = bins.size != 0 ? reinterpret_cast<const std::uint16_t*>(bins.data.get()) + first : nullptr;
+  auto bin_of_row = [&](std::uint64_t r) -> std::uint32_t { return bins16 ? bins16[r] : sc.bins[r]; };
+  std::uint64_t* cur = sc.cursor.data();
+  if (na == 1) {  // the common case, with the attribute's row size fixed for the loop
+    const std::size_t ab = layout.attr_row_bytes(0);
+    const std::uint8_t* asrc = attrs[0].data.get() + first * ab;
+    std::uint8_t* adst = sc.attrs[0].data();
+    for (std::uint64_t r = 0; r < n; ++r) {
+      const std::uint64_t d = cur[bin_of_row(r)]++;
+      copy_row(pdst + d * prow, pos + r * prow, prow);
+      copy_row(adst + d * ab, asrc + r * ab, ab);
+    }
+  } else {
+    for (std::uint64_t r = 0; r < n; ++r) {
+      const std::uint64_t d = cur[bin_of_row(r)]++;
+      copy_row(pdst + d * prow, pos + r * prow, prow);
+      for (std::size_t a = 0; a < na; ++a) {
+        const std::size_t ab = layout.attr_row_bytes(a);
+        copy_row(sc.attrs[a].data() + d * ab, attrs[a].data.get() + (first + r) * ab, ab);
+      }
+    }
   }
+  v.vertices = ByteSpan(pdst, n * prow);
+  for (std::size_t a = 0; a < na; ++a) v.attrs.emplace_back(sc.attrs[a].data(), n * layout.attr_row_bytes(a));
   return v;
 }
 
