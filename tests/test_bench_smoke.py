@@ -152,3 +152,25 @@ def test_line_fit_and_quantile():
     assert _common.quantile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9) == pytest.approx(9.1)
     with pytest.raises(ValueError, match="two distinct x"):
         _common.fit_line([5, 5], [1, 2])
+
+
+def test_machine_memory_probe_runs(tmp_path):
+    out = tmp_path / "probe.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "machine_memory.py"), "--mb", "4", "--pauses", "0,0.05",
+         "--repeat", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| 0.05 |" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["bytes"] == 4_000_000
+    assert set(data["samples_s"]) == {"0.0", "0.05"}
+    assert all(len(v) == 2 and all(finite(x) and x > 0 for x in v) for v in data["samples_s"].values())
+
+
+def test_machine_memory_probe_refuses_bad_pauses():
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "machine_memory.py"), "--pauses", "0,soon"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "'0,soon'" in proc.stderr
