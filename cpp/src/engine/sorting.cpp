@@ -136,6 +136,20 @@ struct DirectKeys {
   std::uint32_t nbins = 1;
 };
 
+// Axis d's share of the key for global bin index b: its chunk, floor((b - bmin) /
+// bpc) by a multiplication and exact fix-ups, and its bin inside that chunk.
+// K is DirectKeys or DirectKeysF32 (inv_bpc in the kernel's precision).
+template <class K>
+inline void add_axis(const K& k, int d, std::int32_t b, std::uint32_t& ck, std::uint32_t& bk) {
+  using Real = std::remove_cv_t<std::remove_reference_t<decltype(k.inv_bpc[0])>>;
+  const std::int32_t r = b - k.bmin[d];  // >= 0 inside the box
+  std::int32_t c = static_cast<std::int32_t>(static_cast<Real>(r) * k.inv_bpc[d]);
+  c -= static_cast<std::int32_t>(c * k.bpc[d] > r);
+  c += static_cast<std::int32_t>((c + 1) * k.bpc[d] <= r);
+  ck += static_cast<std::uint32_t>(c) * k.chunk_stride[d];
+  bk += static_cast<std::uint32_t>(r - c * k.bpc[d]) * k.bin_stride[d];
+}
+
 // key = chunk index in the box * nbins + bin inside the chunk (C order). Same bin
 // as bin_coord(): floor of the product, then the exact fix-ups against the bin
 // edges. The int32 conversions are safe: sort_points checked the bin range.
@@ -155,12 +169,7 @@ void direct_keys(const T* __restrict p, std::size_t m, const DirectKeys& params,
       b -= static_cast<std::int32_t>(static_cast<double>(b) > q);
       b -= static_cast<std::int32_t>(static_cast<double>(b) * k.bin[d] > x);
       b += static_cast<std::int32_t>((static_cast<double>(b) + 1.0) * k.bin[d] <= x);
-      const std::int32_t r = b - k.bmin[d];  // >= 0 inside the box
-      std::int32_t c = static_cast<std::int32_t>(static_cast<double>(r) * k.inv_bpc[d]);
-      c -= static_cast<std::int32_t>(c * k.bpc[d] > r);
-      c += static_cast<std::int32_t>((c + 1) * k.bpc[d] <= r);
-      ck += static_cast<std::uint32_t>(c) * k.chunk_stride[d];
-      bk += static_cast<std::uint32_t>(r - c * k.bpc[d]) * k.bin_stride[d];
+      add_axis(k, d, b, ck, bk);
     }
     out[i] = ck * k.nbins + bk;
   }
@@ -198,12 +207,7 @@ bool direct_keys_f32(const float* __restrict p, std::size_t m, const DirectKeysF
       const float frac = q - static_cast<float>(b);                // exact: 0 <= frac < 1
       const float margin = std::fabs(q) * 0x1p-20f + 0x1p-40f;
       near |= static_cast<std::uint32_t>(frac < margin) | static_cast<std::uint32_t>(frac > 1.0f - margin);
-      const std::int32_t r = b - k.bmin[d];
-      std::int32_t c = static_cast<std::int32_t>(static_cast<float>(r) * k.inv_bpc[d]);
-      c -= static_cast<std::int32_t>(c * k.bpc[d] > r);
-      c += static_cast<std::int32_t>((c + 1) * k.bpc[d] <= r);
-      ck += static_cast<std::uint32_t>(c) * k.chunk_stride[d];
-      bk += static_cast<std::uint32_t>(r - c * k.bpc[d]) * k.bin_stride[d];
+      add_axis(k, d, b, ck, bk);
     }
     out[i] = ck * k.nbins + bk;
     near_edge[i] = static_cast<std::uint8_t>(near);
