@@ -86,8 +86,14 @@ int main(int argc, char** argv) {
   }
 
   // Stores are removed after the last repeat, not between repeats: on an ext4
-  // without a journal, creating files within a minute of deleting others scans
-  // the deleted inodes (recently_deleted()), which would be timed as ours.
+  // without a journal, creating files within a few minutes of deleting others
+  // scans the deleted inodes (recently_deleted()), which would be timed as ours.
+  // Between repeats their files are truncated instead, as bench/_fs.py does, so
+  // that each repeat's page cache comes from pages the last one freed.
+  auto truncate_files = [](const std::filesystem::path& root) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root))
+      if (e.is_regular_file()) std::filesystem::resize_file(e.path(), 0);
+  };
   std::vector<std::filesystem::path> written;
   try {
     for (int r = 0; r < repeats; ++r) {
@@ -117,6 +123,7 @@ int main(int argc, char** argv) {
       }
       std::printf("%s N=%zu: %.3f s wall, %.3f s cpu\n", what.c_str(), n, wall() - t0, cpu() - c0);
       written.push_back(store_path);
+      truncate_files(store_path);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zvf_profile: %s\n", e.what());

@@ -2,7 +2,7 @@
 // allocator neither value-initialises (a read overwrites every byte, so zeroing
 // first would be one more pass over memory) nor hands out 4 KiB pages for large
 // sizes: those ask for transparent huge pages, as numpy does for its own arrays,
-// so the first touch costs one fault per 2 MiB.
+// so the first touch costs one fault per 2 MiB, and are reused once freed.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +13,10 @@ namespace zvf {
 namespace detail {
 void* allocate_large(std::size_t bytes);  // throws std::bad_alloc
 void free_large(void* p) noexcept;
+// Freed blocks of 8 MiB and more are kept for reuse (buffer.cpp explains why):
+// the bytes kept now, and a way to hand them all back to the system.
+std::size_t cached_large_bytes() noexcept;
+void release_cached_large_blocks() noexcept;
 }  // namespace detail
 
 template <class T>

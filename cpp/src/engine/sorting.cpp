@@ -28,6 +28,21 @@ inline void copy_row(std::uint8_t* dst, const std::uint8_t* src, std::size_t byt
   }
 }
 
+// Calls f(width) with the row width as a compile-time constant for the common
+// widths (a fixed-size memcpy is one or two moves), else as a plain size_t. The
+// hot loops go inside f, so that the width is not switched on for every row.
+template <class F>
+inline void with_row_bytes(std::size_t bytes, F&& f) {
+  switch (bytes) {
+    case 4: f(std::integral_constant<std::size_t, 4>{}); break;
+    case 8: f(std::integral_constant<std::size_t, 8>{}); break;
+    case 12: f(std::integral_constant<std::size_t, 12>{}); break;
+    case 16: f(std::integral_constant<std::size_t, 16>{}); break;
+    case 24: f(std::integral_constant<std::size_t, 24>{}); break;
+    default: f(bytes);
+  }
+}
+
 struct KeySpace {
   double inv_bin[kMaxDims], inv_bpc[kMaxDims];  // multiplications instead of divisions
   ChunkCoord cmin;
@@ -332,12 +347,17 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
       }
       // One stream at a time: fewer live write cursors per loop.
       const auto* ps = reinterpret_cast<const std::uint8_t*>(src + i * ND);
-      for (std::size_t j = 0; j < m; ++j) copy_row(out.positions.data.get() + dst[j] * prow, ps + j * prow, prow);
+      std::uint8_t* pd = out.positions.data.get();
+      with_row_bytes(prow, [&](auto w) {
+        for (std::size_t j = 0; j < m; ++j) std::memcpy(pd + dst[j] * w, ps + j * w, w);
+      });
       for (std::size_t a = 0; a < layout.attrs.size(); ++a) {
         const std::size_t ab = layout.attr_row_bytes(a);
         const auto* as = static_cast<const std::uint8_t*>((*in.attributes)[a].view.data) + i * ab;
         std::uint8_t* ad = out.attrs[a].data.get();
-        for (std::size_t j = 0; j < m; ++j) copy_row(ad + dst[j] * ab, as + j * ab, ab);
+        with_row_bytes(ab, [&](auto w) {
+          for (std::size_t j = 0; j < m; ++j) std::memcpy(ad + dst[j] * w, as + j * w, w);
+        });
       }
     }
   });
@@ -458,15 +478,19 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
   const auto* bins16 = bins.size != 0 ? reinterpret_cast<const std::uint16_t*>(bins.data.get()) + first : nullptr;
   auto bin_of_row = [&](std::uint64_t r) -> std::uint32_t { return bins16 ? bins16[r] : sc.bins[r]; };
   std::uint64_t* cur = sc.cursor.data();
-  if (na == 1) {  // the common case, with the attribute's row size fixed for the loop
+  if (na == 1 && bins16) {  // the common case: both row widths fixed for the loop
     const std::size_t ab = layout.attr_row_bytes(0);
     const std::uint8_t* asrc = attrs[0].data.get() + first * ab;
     std::uint8_t* adst = sc.attrs[0].data();
-    for (std::uint64_t r = 0; r < n; ++r) {
-      const std::uint64_t d = cur[bin_of_row(r)]++;
-      copy_row(pdst + d * prow, pos + r * prow, prow);
-      copy_row(adst + d * ab, asrc + r * ab, ab);
-    }
+    with_row_bytes(prow, [&](auto pw) {
+      with_row_bytes(ab, [&](auto aw) {
+        for (std::uint64_t r = 0; r < n; ++r) {
+          const std::uint64_t d = cur[bins16[r]]++;
+          std::memcpy(pdst + d * pw, pos + r * pw, pw);
+          std::memcpy(adst + d * aw, asrc + r * aw, aw);
+        }
+      });
+    });
   } else {
     for (std::uint64_t r = 0; r < n; ++r) {
       const std::uint64_t d = cur[bin_of_row(r)]++;
