@@ -326,11 +326,10 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   counts.clear();
 
   // Pass 2: rows, attributes and bins scattered by chunk.
-  std::vector<std::uint16_t> chunk_of(B), bin_of(B);
-  for (std::uint64_t f = 0; f < B; ++f) {
-    chunk_of[f] = static_cast<std::uint16_t>(f / k.nbins);
-    bin_of[f] = static_cast<std::uint16_t>(f % k.nbins);
-  }
+  // A key's chunk is key / nbins, by a multiplication: key * ceil(2^32 / nbins) >> 32
+  // is exact for keys and nbins below 2^16 (checked for all of them).
+  const std::uint64_t magic = ((std::uint64_t(1) << 32) + k.nbins - 1) / k.nbins;
+  const std::uint32_t nbins = k.nbins;
   const std::size_t prow = layout.vertex_row_bytes();
   allocate_rows(out, n, layout);
   out.bins = RawBuffer(n * sizeof(std::uint16_t));
@@ -342,8 +341,12 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
       const std::size_t m = std::min(kKeyBlock, hi - i);
       for (std::size_t j = 0; j < m; ++j) {
         const std::uint16_t f = key[i + j];
-        dst[j] = cur[chunk_of[f]]++;
-        bins[dst[j]] = bin_of[f];
+        const auto c = static_cast<std::uint32_t>((f * magic) >> 32);
+        dst[j] = cur[c]++;
+        bins[dst[j]] = static_cast<std::uint16_t>(f - c * nbins);
+        // The row's destination line, asked for now and written by the loop below:
+        // a hundred streams are more than the hardware prefetchers follow.
+        __builtin_prefetch(out.positions.data.get() + dst[j] * prow, 1);
       }
       // One stream at a time: fewer live write cursors per loop.
       const auto* ps = reinterpret_cast<const std::uint8_t*>(src + i * ND);
