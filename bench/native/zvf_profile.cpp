@@ -4,6 +4,7 @@
 //   build/cpp-bench/bench/native/zvf_profile read 10000000 5     (times read_points of all)
 //   build/cpp-bench/bench/native/zvf_profile partitions 10000000   (4 z slabs of 250 + finalise)
 //   build/cpp-bench/bench/native/zvf_profile zstd 10000000         (write_points with zstd, default level)
+//   build/cpp-bench/bench/native/zvf_profile write 10000000 5 /tmp keep   (stores left, truncated)
 // Workload A of issue 6: N uniform float32 xyz points in [0, 1000)^3, chunk 200^3,
 // bin 50^3, one float32 attribute, no compression. Prints wall and CPU seconds per
 // repeat; the figures in docs/benchmarks.md come from bench/run_all.py, not from here.
@@ -33,7 +34,9 @@ double cpu() {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: zvf_profile write|zstd|pyramid|read|partitions [N=1000000] [repeats=3] [dir=$TMPDIR]\n");
+  std::fprintf(stderr,
+               "usage: zvf_profile write|zstd|pyramid|read|partitions [N=1000000] [repeats=3] [dir=$TMPDIR] [keep]\n"
+               "  keep: leave the (truncated) stores in dir, so that later runs do not pay for their deletion\n");
   return 2;
 }
 
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   if (n_arg <= 0 || repeats <= 0) return usage();
   const std::size_t n = static_cast<std::size_t>(n_arg);
   const std::filesystem::path dir = argc > 4 ? std::filesystem::path(argv[4]) : std::filesystem::temp_directory_path();
+  const bool keep = argc > 5 && std::string(argv[5]) == "keep";
 
   std::vector<float> pos(n * 3), intensity(n);
   std::mt19937_64 rng(1);
@@ -130,6 +134,7 @@ int main(int argc, char** argv) {
     for (const auto& p : written) std::filesystem::remove_all(p);
     return 1;
   }
-  for (const auto& p : written) std::filesystem::remove_all(p);
+  if (!keep)
+    for (const auto& p : written) std::filesystem::remove_all(p);
   return 0;
 }

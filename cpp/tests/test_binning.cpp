@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/binning.hpp"
+#include "engine/cells.hpp"
 #include "engine/input.hpp"
 #include "engine/parallel.hpp"
 #include "engine/sorting.hpp"
@@ -408,4 +409,33 @@ TEST(Parallel, DefaultThreadsFollowTheAffinityMask) {
   });
   t.join();
   EXPECT_EQ(pinned, 1);
+}
+
+// ---- the order chunks are written in ----
+
+TEST(DirectorySpreadOrder, PermutationWithNeighboursInDifferentDirectories) {
+  std::vector<zvf::ChunkCoord> chunks;  // C order, as the sort produces them
+  for (std::int64_t x = 0; x < 3; ++x)
+    for (std::int64_t y = -1; y < 3; ++y)
+      for (std::int64_t z = 0; z < 5; ++z) chunks.push_back({x, y, z});
+  const std::vector<std::size_t> order = zvf::detail::directory_spread_order(chunks);
+  ASSERT_EQ(order.size(), chunks.size());
+  std::vector<std::size_t> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i) EXPECT_EQ(sorted[i], i);
+  // A cell's directory is every coordinate but the last: consecutive chunks differ in it.
+  for (std::size_t i = 1; i < order.size(); ++i) {
+    const auto &a = chunks[order[i - 1]], &b = chunks[order[i]];
+    EXPECT_FALSE(a[0] == b[0] && a[1] == b[1]) << "items " << i - 1 << " and " << i;
+  }
+  // Last axis first, then the others in order.
+  EXPECT_EQ(chunks[order[0]], (zvf::ChunkCoord{0, -1, 0}));
+  EXPECT_EQ(chunks[order[1]], (zvf::ChunkCoord{0, 0, 0}));
+  EXPECT_EQ(chunks[order.back()], (zvf::ChunkCoord{2, 2, 4}));
+}
+
+TEST(DirectorySpreadOrder, EmptyAndOneDimensional) {
+  EXPECT_TRUE(zvf::detail::directory_spread_order({}).empty());
+  const std::vector<zvf::ChunkCoord> line{{3}, {1}, {2}};
+  EXPECT_EQ(zvf::detail::directory_spread_order(line), (std::vector<std::size_t>{1, 2, 0}));
 }

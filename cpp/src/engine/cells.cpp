@@ -1,5 +1,6 @@
 #include "engine/cells.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "zvf/error.hpp"
@@ -83,6 +84,17 @@ void erase_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, co
   store.erase(meta::vertices_path(layout.level) + cell);
   store.erase(meta::fragments_path(layout.level) + cell);
   for (const auto& a : layout.attrs) store.erase(meta::attribute_path(a.name, layout.level) + cell);
+}
+
+std::vector<std::size_t> directory_spread_order(const std::vector<ChunkCoord>& chunks) {
+  std::vector<std::size_t> order(chunks.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const ChunkCoord &ca = chunks[a], &cb = chunks[b];
+    if (ca.back() != cb.back()) return ca.back() < cb.back();
+    return std::lexicographical_compare(ca.begin(), ca.end() - 1, cb.begin(), cb.end() - 1);
+  });
+  return order;
 }
 
 std::optional<ChunkData> read_cells(const Store& store, const CellLayout& layout, const ChunkCoord& c,

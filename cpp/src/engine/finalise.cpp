@@ -269,7 +269,13 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   for (const auto& r : pending)
     for (const auto& k : r.in_place) rebuild.erase(k);
   const CellLayout cl = layout.cells();
-  std::vector<std::string> rebuild_list(rebuild.begin(), rebuild.end());
+  std::vector<std::string> rebuild_list;
+  {
+    const std::vector<std::string> keys(rebuild.begin(), rebuild.end());
+    std::vector<ChunkCoord> coords;
+    for (const auto& key : keys) coords.push_back(parse_dotted_key(key, nd));
+    for (std::size_t i : directory_spread_order(coords)) rebuild_list.push_back(keys[i]);
+  }
   std::vector<char> emptied(rebuild_list.size(), 0);
   parallel_for(
       rebuild_list.size(), io_threads(threads, store.io_concurrency()),

@@ -131,9 +131,11 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
     in_place[k] = chunk_inside(in.grid, groups.chunks[k], range, rec.origin);
     (in_place[k] ? rec.in_place : rec.staged).push_back(dotted_key(groups.chunks[k]));
   }
+  const std::vector<std::size_t> order = directory_spread_order(groups.chunks);
   parallel_for(
       groups.chunks.size(), io_threads(threads, store.io_concurrency()),
-      [&](std::size_t k) {
+      [&](std::size_t i) {
+        const std::size_t k = order[i];
         thread_local ChunkScratch scratch;
         ChunkView data = groups.chunk_view(k, cl, scratch);
         if (in_place[k]) {

@@ -596,9 +596,15 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
       hi = lp.chunks.size() * (opt.part_index + 1) / opt.part_count;
     }
     std::vector<std::uint64_t> made(hi - lo, 0);
+    const std::vector<std::size_t> order = directory_spread_order(
+        std::vector<ChunkCoord>(lp.chunks.begin() + static_cast<std::ptrdiff_t>(lo),
+                                lp.chunks.begin() + static_cast<std::ptrdiff_t>(hi)));
     parallel_for(
         hi - lo, io_threads(threads, store.io_concurrency()),
-        [&](std::size_t i) { made[i] = build_chunk(store, plan, lp, lo + i, cl); },
+        [&](std::size_t j) {
+          const std::size_t i = order[j];
+          made[i] = build_chunk(store, plan, lp, lo + i, cl);
+        },
         [&](std::size_t done) {
           if (exec.progress) exec.progress(done_units + done, total_units);
         });

@@ -8,6 +8,7 @@
 
 #include "engine/binning.hpp"
 #include "engine/parallel.hpp"
+#include "engine/trace.hpp"
 #include "zvf/buffer.hpp"
 
 namespace zvf::detail {
@@ -283,6 +284,7 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   const T* src = static_cast<const T*>(pos.data);
   const int t = std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(1, n / 65536))));
 
+  PhaseClock clock("sort");
   // Pass 1: every row's key, and per-thread counts of each key.
   RawBuffer keys(n * sizeof(std::uint16_t));
   auto* key = reinterpret_cast<std::uint16_t*>(keys.data.get());
@@ -324,6 +326,7 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   }
   out.offsets.push_back(run);
   counts.clear();
+  clock.mark("keys");
 
   // Pass 2: rows, attributes and bins scattered by chunk.
   // A key's chunk is key / nbins, by a multiplication: key * ceil(2^32 / nbins) >> 32
@@ -364,6 +367,7 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
       }
     }
   });
+  clock.mark("scatter");
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include "engine/input.hpp"
 #include "engine/parallel.hpp"
 #include "engine/store_state.hpp"
+#include "engine/trace.hpp"
 #include "zvf/error.hpp"
 #include "zvf/points.hpp"
 
@@ -18,6 +19,7 @@ using namespace detail;
 WriteSummary write_points(Store& store, const ArrayView& positions, const std::vector<NamedArray>& attributes,
                           const Layout& layout, const std::optional<Box>& bounds, const Exec& exec) {
   const int threads = resolve_threads(exec.threads);
+  PhaseClock clock("write_points");
   CheckedInput in = check_input(positions, attributes, layout, threads);
   const std::size_t nd = positions.cols;
   Box box;
@@ -30,9 +32,11 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
     box = {in.pos_min, in.pos_max};
   }
   refuse_existing_store(store);
+  clock.mark("validate");
 
   CellLayout cl{nd, positions.dtype, in.attr_specs, layout.codec, in.grid.bins_per_chunk_total()};
   SortedPoints groups = sort_points(in, cl, threads);
+  clock.mark("sort");
 
   meta::StoreMeta m;
   m.ndim = nd;
@@ -58,16 +62,20 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
   auto progress = [&](std::size_t done) {
     if (exec.progress) exec.progress(done, groups.chunks.size());
   };
+  const std::vector<std::size_t> order = directory_spread_order(groups.chunks);
   try {
     parallel_for(
         groups.chunks.size(), io_threads(threads, store.io_concurrency()),
-        [&](std::size_t k) {
+        [&](std::size_t i) {
+          const std::size_t k = order[i];
           thread_local ChunkScratch scratch;
           ChunkView data = groups.chunk_view(k, cl, scratch);
           write_cells(store, cl, groups.chunks[k], m.origin, data);
         },
         progress);
+    clock.mark("cells");
     meta::write_all(store, m);
+    clock.mark("metadata");
   } catch (...) {
     // Nothing half-written: remove what this call created before rethrowing.
     try {
