@@ -48,7 +48,11 @@ const char* kFooter =
     "  6  conflict: partitions disagree, overlap or are incomplete; the store already exists\n"
     "  7  I/O error: the filesystem or object store failed (after retries)\n"
     "Errors are printed to stderr as 'zvf: error: <message>'. Progress is shown on stderr\n"
-    "only when it is a terminal.";
+    "only when it is a terminal.\n\n"
+    "Environment:\n"
+    "  ZVF_TRACE=1           print the wall time of each phase of a write to stderr\n"
+    "  ZVF_BUFFER_CACHE_MB   bytes of freed large buffers kept for reuse (default 1024, 0: none)\n"
+    "  ZVF_S3_*              S3 settings (concurrency, timeouts, retries): see docs/s3.md";
 
 void print_error(const std::string& message) { std::cerr << "zvf: error: " << message << std::endl; }
 

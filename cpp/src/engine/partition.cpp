@@ -19,6 +19,7 @@
 #include "engine/input.hpp"
 #include "engine/parallel.hpp"
 #include "engine/store_state.hpp"
+#include "engine/trace.hpp"
 #include "zvf/error.hpp"
 #include "zvf/points.hpp"
 
@@ -68,6 +69,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
                                         const std::vector<NamedArray>& attributes, const Layout& layout,
                                         const Box& range, const Exec& exec) {
   const int threads = resolve_threads(exec.threads);
+  PhaseClock clock("write_points_partition");
   CheckedInput in = check_input(positions, attributes, layout, threads);
   const std::size_t nd = positions.cols;
   check_inside(in, range, /*half_open=*/true, "partition range", threads);
@@ -117,6 +119,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
     if (p.manifest) conflict_with("partition " + p.id, p.manifest->layout);
   }
 
+  clock.mark("validate");
   // From here on we write. Mark the partition incomplete first.
   store.erase(dir + "/manifest.json");
   store.erase_prefix(dir + "/pieces");
@@ -126,6 +129,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   rec.origin = ledger ? ledger->origin : ChunkCoord(nd, 0);
   CellLayout cl = rec.layout.cells();
   SortedPoints groups = sort_points(in, cl, threads);
+  clock.mark("sort");
   std::vector<char> in_place(groups.chunks.size());
   for (std::size_t k = 0; k < groups.chunks.size(); ++k) {
     in_place[k] = chunk_inside(in.grid, groups.chunks[k], range, rec.origin);
@@ -150,6 +154,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
       [&](std::size_t done) {
         if (exec.progress) exec.progress(done, groups.chunks.size());
       });
+  clock.mark("cells");
 
   // Cells an earlier run of this partition placed that this run did not rewrite.
   std::set<std::string> now(rec.in_place.begin(), rec.in_place.end());
@@ -165,6 +170,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   const std::string manifest = dir + "/manifest.json";
   store.set(manifest, rec.to_json(true).dump(1));
   sync_if_posix(store, manifest);
+  clock.mark("manifest");
   return {rec.id, rec.vertex_count, rec.in_place.size(), rec.staged.size()};
 }
 
