@@ -330,7 +330,8 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
 
   // Pass 2: rows, attributes and bins scattered by chunk.
   // A key's chunk is key / nbins, by a multiplication: key * ceil(2^32 / nbins) >> 32
-  // is exact for keys and nbins below 2^16 (checked for all of them).
+  // is exact for keys and nbins below 2^16, since the product's excess over
+  // key / nbins is under 2^16 / 2^32 <= 1 / nbins (also checked exhaustively).
   const std::uint64_t magic = ((std::uint64_t(1) << 32) + k.nbins - 1) / k.nbins;
   const std::uint32_t nbins = k.nbins;
   const std::size_t prow = layout.vertex_row_bytes();
