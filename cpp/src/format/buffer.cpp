@@ -3,8 +3,11 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -115,11 +118,19 @@ class LargeBlocks {
   };
 
   static std::size_t configured_limit() {
+    constexpr unsigned long long kDefaultMiB = 1024;
     const char* env = std::getenv("ZVF_BUFFER_CACHE_MB");
-    if (!env || !*env) return std::size_t(1024) << 20;
+    if (!env || !*env) return std::size_t(kDefaultMiB) << 20;
     char* end = nullptr;
+    errno = 0;
     const unsigned long long mb = std::strtoull(env, &end, 10);
-    return (end && *end == '\0') ? static_cast<std::size_t>(mb) << 20 : std::size_t(1024) << 20;
+    if (*end != '\0' || errno == ERANGE || env[0] == '-' || mb > (std::numeric_limits<std::size_t>::max() >> 20)) {
+      // Read on the first large allocation, where an exception would surprise: say so and go on.
+      std::fprintf(stderr, "zvf: warning: ZVF_BUFFER_CACHE_MB='%s' is not a whole number of MiB; using %llu\n",
+                   env, kDefaultMiB);
+      return std::size_t(kDefaultMiB) << 20;
+    }
+    return static_cast<std::size_t>(mb) << 20;
   }
 
   static void* map_aligned(std::size_t need) {

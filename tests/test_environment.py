@@ -1,4 +1,8 @@
-"""ZVF_TRACE=1 prints the phases of a write to stderr; without it, a write prints nothing."""
+"""Environment variables of the engine.
+
+ZVF_TRACE=1 prints the phases of a write to stderr; without it, a write prints nothing.
+ZVF_BUFFER_CACHE_MB that is not a whole number is named in a warning, and the write goes on.
+"""
 
 from __future__ import annotations
 
@@ -52,3 +56,22 @@ def test_trace_of_a_partition_from_the_cli(zvf_cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     phases = [m[2] for m in map(LINE.match, proc.stderr.splitlines()) if m and m[1] == "write_points_partition"]
     assert phases == ["validate", "sort", "cells", "manifest"], proc.stderr
+
+
+BIG = """
+import sys
+import numpy as np
+from zarr_vectors.types.points import write_points
+pos = np.random.default_rng(0).uniform(0, 100, size=(1_000_000, 3)).astype(np.float32)  # 12 MB: large blocks
+print(write_points(sys.argv[1], pos, chunk_shape=(50, 50, 50))["vertex_count"])
+"""
+
+
+def test_bad_buffer_cache_size_is_named_and_the_write_goes_on(tmp_path):
+    for value, warned in (("abc", True), ("-5", True), ("64", False), ("0", False)):
+        env = dict(os.environ, ZVF_BUFFER_CACHE_MB=value)
+        proc = subprocess.run([sys.executable, "-c", BIG, str(tmp_path / f"s{value}.zarrvectors")], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "1000000"
+        assert (f"ZVF_BUFFER_CACHE_MB='{value}' is not a whole number of MiB" in proc.stderr) == warned, proc.stderr
