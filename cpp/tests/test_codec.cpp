@@ -55,6 +55,26 @@ TEST_P(CodecKinds, RoundTripEmptySmallAndLarge) {
   }
 }
 
+TEST_P(CodecKinds, InPlaceFramingEncodesTheSameCell) {
+  // The writers' path: the payload follows 8 bytes of room, which the encoder
+  // overwrites with the header. Same stored bytes as encode_cell, and a frame
+  // without room is refused.
+  for (std::size_t n : {std::size_t{0}, std::size_t{5}, std::size_t{1} << 20}) {
+    SCOPED_TRACE("payload bytes=" + std::to_string(n));
+    const Bytes payload = sample_payload(n);
+    Bytes frame(zvf::kCellHeaderBytes, 0xEE);
+    frame.insert(frame.end(), payload.begin(), payload.end());
+    zvf::ArrayBytes out;
+    const ByteSpan enc = zvf::encode_cell_in_place(frame, spec(), out);
+    EXPECT_EQ(Bytes(enc.begin(), enc.end()), zvf::encode_cell(payload, spec()));
+    EXPECT_EQ(zvf::decode_cell(Bytes(enc.begin(), enc.end()), spec(), "cell"), payload);
+  }
+  Bytes short_frame(zvf::kCellHeaderBytes - 1);
+  zvf::ArrayBytes out;
+  expect_error([&] { zvf::encode_cell_in_place(short_frame, spec(), out); }, Error::Code::InvalidArgument,
+               {"no room for the cell header"});
+}
+
 TEST_P(CodecKinds, TruncatedCellIsCorruptAndNamesWhat) {
   const Bytes stored = zvf::encode_cell(sample_payload(5000), spec());
   for (std::size_t keep : {std::size_t{0}, std::size_t{3}, std::size_t{7}, std::size_t{12}, stored.size() / 2, stored.size() - 1}) {

@@ -38,6 +38,11 @@ Bytes encode_cell(ByteSpan payload, const CodecSpec& spec);
 // encode_cell() into a caller's buffer, reused from cell to cell (no allocation
 // and no zero fill once it has grown); the result views `out`.
 ByteSpan encode_cell_into(ByteSpan payload, const CodecSpec& spec, ArrayBytes& out);
+// encode_cell_into() for a payload that follows kCellHeaderBytes bytes the caller
+// lets us overwrite: `frame` is those bytes and then the payload. The header is
+// written into them and the whole frame compressed in one call, so zstd reads the
+// payload where it lies instead of first copying it into its window.
+ByteSpan encode_cell_in_place(std::span<std::uint8_t> frame, const CodecSpec& spec, ArrayBytes& out);
 // Inverse of encode_cell. Throws Error(Corrupt) with `what` (e.g. the key) in
 // the message if the bytes are truncated, fail to decompress, or hold != 1 element.
 Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& what);

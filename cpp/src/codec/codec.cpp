@@ -103,10 +103,9 @@ struct ZstdDCtxFree {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
 
-// Compresses the vlen-bytes frame header followed by the payload as one zstd frame,
-// without first copying them together. The context is kept per thread: creating
+// This thread's compression context, reset to `spec`. Kept per thread: creating
 // one per cell costs more than compressing a small cell.
-ByteSpan zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec, ArrayBytes& out) {
+ZSTD_CCtx* zstd_context(const CodecSpec& spec) {
   if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel()) {
     invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
             ", " + std::to_string(ZSTD_maxCLevel()) + "]");
@@ -118,6 +117,14 @@ ByteSpan zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec,
   // Level 0 is zstd's "default level", exactly as numcodecs passes it through.
   ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, spec.level);
   ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, spec.checksum ? 1 : 0);
+  return c;
+}
+
+// Compresses the vlen-bytes frame header followed by the payload as one zstd
+// frame, without first copying them together (zstd's streaming copies them into
+// its window instead: encode_cell_in_place avoids both).
+ByteSpan zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec, ArrayBytes& out) {
+  ZSTD_CCtx* c = zstd_context(spec);
   const std::size_t total = header.size() + payload.size();
   ZSTD_CCtx_setPledgedSrcSize(c, total);  // the frame records its content size, as a one-shot call does
   out.resize(ZSTD_compressBound(total));  // no fill: ArrayBytes leaves the bytes as they are
@@ -134,6 +141,15 @@ ByteSpan zstd_compress(ByteSpan header, ByteSpan payload, const CodecSpec& spec,
   feed(header, ZSTD_e_continue);
   feed(payload, ZSTD_e_end);
   return ByteSpan(out.data(), ob.pos);
+}
+
+// The framed cell in one buffer: one call, no copy of the input.
+ByteSpan zstd_compress_frame(ByteSpan framed, const CodecSpec& spec, ArrayBytes& out) {
+  ZSTD_CCtx* c = zstd_context(spec);
+  out.resize(ZSTD_compressBound(framed.size()));
+  const std::size_t r = ZSTD_compress2(c, out.data(), out.size(), framed.data(), framed.size());
+  if (ZSTD_isError(r)) fail(Error::Code::IO, std::string("zstd compression failed: ") + ZSTD_getErrorName(r));
+  return ByteSpan(out.data(), r);
 }
 
 Bytes zstd_decompress(ByteSpan stored, const std::string& what) {
@@ -350,14 +366,30 @@ std::string CodecSpec::name() const {
 
 // ---- cells -----------------------------------------------------------------------
 
-ByteSpan encode_cell_into(ByteSpan payload, const CodecSpec& spec, ArrayBytes& out) {
-  if (payload.size() > std::numeric_limits<std::uint32_t>::max()) {
-    invalid("cell payload of " + std::to_string(payload.size()) +
+namespace {
+
+void put_cell_header(std::uint8_t* head, std::size_t payload_bytes) {
+  if (payload_bytes > std::numeric_limits<std::uint32_t>::max()) {
+    invalid("cell payload of " + std::to_string(payload_bytes) +
             " bytes exceeds the 4 GiB limit of the vlen-bytes length field");
   }
-  std::uint8_t head[kHeader];
   put_u32le(head, 1);
-  put_u32le(head + 4, static_cast<std::uint32_t>(payload.size()));
+  put_u32le(head + 4, static_cast<std::uint32_t>(payload_bytes));
+}
+
+}  // namespace
+
+ByteSpan encode_cell_in_place(std::span<std::uint8_t> frame, const CodecSpec& spec, ArrayBytes& out) {
+  if (frame.size() < kHeader) invalid("encode_cell_in_place: the frame has no room for the cell header");
+  put_cell_header(frame.data(), frame.size() - kHeader);
+  if (spec.kind == CodecSpec::Kind::Zstd) return zstd_compress_frame(ByteSpan(frame), spec, out);
+  if (spec.kind == CodecSpec::Kind::Blosc) return blosc_compress(ByteSpan(frame), spec, out);
+  return ByteSpan(frame);
+}
+
+ByteSpan encode_cell_into(ByteSpan payload, const CodecSpec& spec, ArrayBytes& out) {
+  std::uint8_t head[kHeader];
+  put_cell_header(head, payload.size());
   if (spec.kind == CodecSpec::Kind::Zstd) return zstd_compress(ByteSpan(head, kHeader), payload, spec, out);
   // blosc compresses the whole frame: build it aside, then compress into `out`.
   ArrayBytes blosc_input;

@@ -33,7 +33,8 @@ void gather_rows(const void* src, std::size_t row_bytes, std::span<const std::ui
 }
 
 // Cells are published by metadata written after them (zarr.json, manifests).
-void put_cell(Store& store, const std::string& key, ByteSpan payload, const CodecSpec& codec) {
+// `room`: the payload may be framed in place (ChunkView::header_room).
+void put_cell(Store& store, const std::string& key, ByteSpan payload, const CodecSpec& codec, bool room = false) {
   if (codec.kind == CodecSpec::Kind::None) {
     // The vlen-bytes frame goes in front of the payload without copying it.
     std::uint32_t head[2] = {1u, static_cast<std::uint32_t>(payload.size())};
@@ -41,7 +42,11 @@ void put_cell(Store& store, const std::string& key, ByteSpan payload, const Code
     store.set_unpublished(key, parts);
   } else {
     thread_local ArrayBytes enc;  // the compressed cell, reused by the thread's next cell
-    const ByteSpan whole = encode_cell_into(payload, codec, enc);
+    const ByteSpan whole =
+        room ? encode_cell_in_place({const_cast<std::uint8_t*>(payload.data()) - kCellHeaderBytes,
+                                     payload.size() + kCellHeaderBytes},
+                                    codec, enc)
+             : encode_cell_into(payload, codec, enc);
     store.set_unpublished(key, std::span<const ByteSpan>(&whole, 1));
   }
 }
@@ -73,10 +78,11 @@ void write_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, co
                  const ChunkView& data) {
   const std::string cell = cell_suffix(c, origin);
   for (std::size_t k = 0; k < layout.attrs.size(); ++k)
-    put_cell(store, meta::attribute_path(layout.attrs[k].name, layout.level) + cell, data.attrs[k], layout.codec);
+    put_cell(store, meta::attribute_path(layout.attrs[k].name, layout.level) + cell, data.attrs[k], layout.codec,
+             data.header_room);
   Bytes frag = encode_range_fragments(*data.frag_counts);
   put_cell(store, meta::fragments_path(layout.level) + cell, ByteSpan(frag), layout.codec);
-  put_cell(store, meta::vertices_path(layout.level) + cell, data.vertices, layout.codec);
+  put_cell(store, meta::vertices_path(layout.level) + cell, data.vertices, layout.codec, data.header_room);
 }
 
 void erase_cells(Store& store, const CellLayout& layout, const ChunkCoord& c, const ChunkCoord& origin) {

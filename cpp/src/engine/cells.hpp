@@ -49,6 +49,10 @@ struct ChunkView {
   const std::vector<std::int64_t>* frag_counts = nullptr;
   ByteSpan vertices;
   std::vector<ByteSpan> attrs;
+  // True when the vertices and every attribute payload follow kCellHeaderBytes
+  // bytes of scratch space that the cell writer may overwrite (chunk_view's own
+  // buffers): compressed cells are then framed in place, with no copy.
+  bool header_room = false;
 };
 ChunkView view_of(const ChunkData& data);
 

@@ -147,23 +147,24 @@ constexpr std::size_t kKeyBlock = 512;
 
 struct DirectKeys {
   double bin[kMaxDims], inv_bin[kMaxDims], inv_bpc[kMaxDims];
-  std::int32_t bmin[kMaxDims], bpc[kMaxDims];
-  std::uint32_t chunk_stride[kMaxDims], bin_stride[kMaxDims];
-  std::uint32_t nbins = 1;
+  std::int32_t bmin[kMaxDims];
+  std::uint32_t chunk_coef[kMaxDims], bin_stride[kMaxDims];  // see axis_key()
 };
 
-// Axis d's share of the key for global bin index b: its chunk, floor((b - bmin) /
-// bpc) by a multiplication and exact fix-ups, and its bin inside that chunk.
+// Axis d's share of the key for global bin index b. With r = b - bmin, the
+// bin's offset in the box, its chunk is c = floor(r / bpc) and the key gains
+// c * chunk_stride * nbins + (r - c * bpc) * bin_stride, which is
+// c * chunk_coef + r * bin_stride. c comes from one product, truncated, with no
+// fix-ups: (r + 1/2) / bpc lies at least 1/(2 bpc) from every integer, and the
+// product's error is below that: under 2^-23 relative in float for r < 2^21
+// (which block_keys ensures for the float kernel), far less in double.
 // K is DirectKeys or DirectKeysF32 (inv_bpc in the kernel's precision).
 template <class K>
-inline void add_axis(const K& k, int d, std::int32_t b, std::uint32_t& ck, std::uint32_t& bk) {
+inline std::uint32_t axis_key(const K& k, int d, std::int32_t b) {
   using Real = std::remove_cv_t<std::remove_reference_t<decltype(k.inv_bpc[0])>>;
   const std::int32_t r = b - k.bmin[d];  // >= 0 inside the box
-  std::int32_t c = static_cast<std::int32_t>(static_cast<Real>(r) * k.inv_bpc[d]);
-  c -= static_cast<std::int32_t>(c * k.bpc[d] > r);
-  c += static_cast<std::int32_t>((c + 1) * k.bpc[d] <= r);
-  ck += static_cast<std::uint32_t>(c) * k.chunk_stride[d];
-  bk += static_cast<std::uint32_t>(r - c * k.bpc[d]) * k.bin_stride[d];
+  const auto c = static_cast<std::uint32_t>(static_cast<std::int32_t>((static_cast<Real>(r) + Real(0.5)) * k.inv_bpc[d]));
+  return c * k.chunk_coef[d] + static_cast<std::uint32_t>(r) * k.bin_stride[d];
 }
 
 // key = chunk index in the box * nbins + bin inside the chunk (C order). Same bin
@@ -176,7 +177,7 @@ __attribute__((target_clones("avx2", "default")))
 void direct_keys(const T* __restrict p, std::size_t m, const DirectKeys& params, std::uint32_t* __restrict out) {
   const DirectKeys k = params;  // a local copy: no aliasing with `out`, so the loop vectorises
   for (std::size_t i = 0; i < m; ++i) {
-    std::uint32_t ck = 0, bk = 0;
+    std::uint32_t key = 0;
     for (int d = 0; d < ND; ++d) {
       const double x = static_cast<double>(p[i * ND + d]);
       const double q = x * k.inv_bin[d];
@@ -185,9 +186,9 @@ void direct_keys(const T* __restrict p, std::size_t m, const DirectKeys& params,
       b -= static_cast<std::int32_t>(static_cast<double>(b) > q);
       b -= static_cast<std::int32_t>(static_cast<double>(b) * k.bin[d] > x);
       b += static_cast<std::int32_t>((static_cast<double>(b) + 1.0) * k.bin[d] <= x);
-      add_axis(k, d, b, ck, bk);
+      key += axis_key(k, d, b);
     }
-    out[i] = ck * k.nbins + bk;
+    out[i] = key;
   }
 }
 
@@ -201,9 +202,8 @@ void direct_keys(const T* __restrict p, std::size_t m, const DirectKeys& params,
 // row would be flagged.
 struct DirectKeysF32 {
   float inv_bin[kMaxDims], inv_bpc[kMaxDims];
-  std::int32_t bmin[kMaxDims], bpc[kMaxDims];
-  std::uint32_t chunk_stride[kMaxDims], bin_stride[kMaxDims];
-  std::uint32_t nbins = 1;
+  std::int32_t bmin[kMaxDims];
+  std::uint32_t chunk_coef[kMaxDims], bin_stride[kMaxDims];
 };
 
 template <int ND>
@@ -215,7 +215,7 @@ bool direct_keys_f32(const float* __restrict p, std::size_t m, const DirectKeysF
   const DirectKeysF32 k = params;
   std::uint32_t any = 0;
   for (std::size_t i = 0; i < m; ++i) {
-    std::uint32_t ck = 0, bk = 0, near = 0;
+    std::uint32_t key = 0, near = 0;
     for (int d = 0; d < ND; ++d) {
       const float q = p[i * ND + d] * k.inv_bin[d];
       std::int32_t b = static_cast<std::int32_t>(q);
@@ -223,9 +223,9 @@ bool direct_keys_f32(const float* __restrict p, std::size_t m, const DirectKeysF
       const float frac = q - static_cast<float>(b);                // exact: 0 <= frac < 1
       const float margin = std::fabs(q) * 0x1p-20f + 0x1p-40f;
       near |= static_cast<std::uint32_t>(frac < margin) | static_cast<std::uint32_t>(frac > 1.0f - margin);
-      add_axis(k, d, b, ck, bk);
+      key += axis_key(k, d, b);
     }
-    out[i] = ck * k.nbins + bk;
+    out[i] = key;
     near_edge[i] = static_cast<std::uint8_t>(near);
     any |= near;
   }
@@ -254,32 +254,31 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   const std::size_t n = pos.rows;
   const Grid& g = in.grid;
   DirectKeys k;
-  k.nbins = static_cast<std::uint32_t>(g.bins_per_chunk_total());
+  const auto nbins = static_cast<std::uint32_t>(g.bins_per_chunk_total());
   std::uint32_t bstride = 1;
   for (int d = ND - 1; d >= 0; --d) {
+    const auto bpc = static_cast<std::uint32_t>(g.bins_per_chunk[d]);
     k.bin[d] = g.bin_shape[d];
     k.inv_bin[d] = ks.inv_bin[d];
-    k.bpc[d] = static_cast<std::int32_t>(g.bins_per_chunk[d]);
     k.inv_bpc[d] = ks.inv_bpc[d];
     k.bmin[d] = static_cast<std::int32_t>(ks.cmin[d] * g.bins_per_chunk[d]);
-    k.chunk_stride[d] = static_cast<std::uint32_t>(ks.chunk_stride[d]);
+    k.chunk_coef[d] = static_cast<std::uint32_t>(ks.chunk_stride[d]) * nbins - bpc * bstride;
     k.bin_stride[d] = bstride;
-    bstride *= static_cast<std::uint32_t>(g.bins_per_chunk[d]);
+    bstride *= bpc;
   }
-  const std::uint64_t B = ks.buckets * k.nbins;  // <= kDirectMaxBuckets
+  const std::uint64_t B = ks.buckets * nbins;  // <= kDirectMaxBuckets
   DirectKeysF32 kf;
   bool use_f32 = std::is_same_v<T, float>;
   for (int d = 0; d < ND; ++d) {
     kf.inv_bin[d] = static_cast<float>(k.inv_bin[d]);
     kf.inv_bpc[d] = static_cast<float>(k.inv_bpc[d]);
     kf.bmin[d] = k.bmin[d];
-    kf.bpc[d] = k.bpc[d];
-    kf.chunk_stride[d] = k.chunk_stride[d];
+    kf.chunk_coef[d] = k.chunk_coef[d];
     kf.bin_stride[d] = k.bin_stride[d];
+    // |b| and |bmin| below 2^20 keep r = b - bmin below 2^21, as axis_key() needs.
     const double reach = std::max(std::abs(in.pos_min[d]), std::abs(in.pos_max[d])) * k.inv_bin[d];
     use_f32 = use_f32 && reach < 0x1p20 && std::abs(static_cast<double>(k.bmin[d])) < 0x1p20;
   }
-  kf.nbins = k.nbins;
   const DirectKeysF32* fast = use_f32 ? &kf : nullptr;
   const T* src = static_cast<const T*>(pos.data);
   const int t = std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(1, n / 65536))));
@@ -313,10 +312,10 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
     const std::uint64_t chunk_start = run;
     for (int b = 0; b < t; ++b) {
       cursor[b][c] = run;
-      for (std::uint64_t f = c * k.nbins; f < (c + 1) * k.nbins; ++f) run += counts[b][f];
+      for (std::uint64_t f = c * nbins; f < (c + 1) * nbins; ++f) run += counts[b][f];
     }
     if (run == chunk_start) continue;  // keep only occupied chunks
-    for (std::uint64_t f = c * k.nbins; f < (c + 1) * k.nbins; ++f) {
+    for (std::uint64_t f = c * nbins; f < (c + 1) * nbins; ++f) {
       std::uint64_t in_bin = 0;
       for (int b = 0; b < t; ++b) in_bin += counts[b][f];
       out.bin_counts.push_back(static_cast<std::int64_t>(in_bin));
@@ -332,8 +331,7 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   // A key's chunk is key / nbins, by a multiplication: key * ceil(2^32 / nbins) >> 32
   // is exact for keys and nbins below 2^16, since the product's excess over
   // key / nbins is under 2^16 / 2^32 <= 1 / nbins (also checked exhaustively).
-  const std::uint64_t magic = ((std::uint64_t(1) << 32) + k.nbins - 1) / k.nbins;
-  const std::uint32_t nbins = k.nbins;
+  const std::uint64_t magic = ((std::uint64_t(1) << 32) + nbins - 1) / nbins;
   const std::size_t prow = layout.vertex_row_bytes();
   allocate_rows(out, n, layout);
   out.bins = RawBuffer(n * sizeof(std::uint16_t));
@@ -478,18 +476,22 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
     run += static_cast<std::uint64_t>(sc.frag_counts[f]);
   }
   const std::size_t na = attrs.size();
-  if (sc.positions.size() < n * prow) sc.positions.resize(n * prow);
+  // Each array starts kRoom bytes in, so that the cell writer can put the header
+  // in front of it (ChunkView::header_room).
+  constexpr std::size_t kRoom = 64;
+  static_assert(kRoom >= kCellHeaderBytes);
+  if (sc.positions.size() < kRoom + n * prow) sc.positions.resize(kRoom + n * prow);
   sc.attrs.resize(na);
-  std::uint8_t* pdst = sc.positions.data();
+  std::uint8_t* pdst = sc.positions.data() + kRoom;
   for (std::size_t a = 0; a < na; ++a)
-    if (sc.attrs[a].size() < n * layout.attr_row_bytes(a)) sc.attrs[a].resize(n * layout.attr_row_bytes(a));
+    if (sc.attrs[a].size() < kRoom + n * layout.attr_row_bytes(a)) sc.attrs[a].resize(kRoom + n * layout.attr_row_bytes(a));
   const auto* bins16 = bins.size != 0 ? reinterpret_cast<const std::uint16_t*>(bins.data.get()) + first : nullptr;
   auto bin_of_row = [&](std::uint64_t r) -> std::uint32_t { return bins16 ? bins16[r] : sc.bins[r]; };
   std::uint64_t* cur = sc.cursor.data();
   if (na == 1 && bins16) {  // the common case: both row widths fixed for the loop
     const std::size_t ab = layout.attr_row_bytes(0);
     const std::uint8_t* asrc = attrs[0].data.get() + first * ab;
-    std::uint8_t* adst = sc.attrs[0].data();
+    std::uint8_t* adst = sc.attrs[0].data() + kRoom;
     with_row_bytes(prow, [&](auto pw) {
       with_row_bytes(ab, [&](auto aw) {
         for (std::uint64_t r = 0; r < n; ++r) {
@@ -505,12 +507,13 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
       copy_row(pdst + d * prow, pos + r * prow, prow);
       for (std::size_t a = 0; a < na; ++a) {
         const std::size_t ab = layout.attr_row_bytes(a);
-        copy_row(sc.attrs[a].data() + d * ab, attrs[a].data.get() + (first + r) * ab, ab);
+        copy_row(sc.attrs[a].data() + kRoom + d * ab, attrs[a].data.get() + (first + r) * ab, ab);
       }
     }
   }
   v.vertices = ByteSpan(pdst, n * prow);
-  for (std::size_t a = 0; a < na; ++a) v.attrs.emplace_back(sc.attrs[a].data(), n * layout.attr_row_bytes(a));
+  for (std::size_t a = 0; a < na; ++a) v.attrs.emplace_back(sc.attrs[a].data() + kRoom, n * layout.attr_row_bytes(a));
+  v.header_room = true;
   return v;
 }
 
