@@ -132,6 +132,14 @@ def test_guide_finalisation_then_finalise_is_noop(zv, rng, store_path):
     again = zv.finalise(str(store_path))
     assert list(again["merged"]) == [], again
     assert_same_multiset(read_ours(zv, store_path), points, "after a later finalise")
+    # The group stands in for the path in every entry point.
+    got = zv.read_points(root)
+    assert_same_multiset((got["positions"], got["attributes"]), points, "read through the group")
+    from zarr_vectors.multiresolution.coarsen import build_pyramid
+
+    pyramid = build_pyramid(root, factors=[(2.0, 1.0)])
+    assert pyramid["changed"] is True and len(pyramid["levels"]) == 1, pyramid
+    assert zv.read_points(root, level=1)["vertex_count"] > 0
 
 
 def test_partitions_added_after_finalisation(zv, rng, store_path):

@@ -19,13 +19,20 @@ _NUMERIC = set("iuf")
 
 
 def store_url(path: Any) -> str:
-    """Accepts str or os.PathLike; returns the string the engine opens."""
+    """Accepts str, os.PathLike or the root group open_store() returned; returns
+    the string the engine opens."""
     if isinstance(path, (str, os.PathLike)):
         text = os.fspath(path)
         if not text:
             raise InvalidInputError("store path is empty")
         return text
-    raise InvalidInputError(f"store path must be a str or os.PathLike, got {type(path).__name__}")
+    if type(path).__name__ == "Group" and type(path).__module__.startswith("zarr"):
+        from .core.store import store_path  # imports this module: import here, not at the top
+
+        return store_path(path)
+    raise InvalidInputError(
+        f"store path must be a str, an os.PathLike or a zarr.Group from open_store(), got {type(path).__name__}"
+    )
 
 
 def positions_array(positions: Any) -> np.ndarray:

@@ -173,6 +173,26 @@ def test_open_store_on_s3(zv, s3_url, s3_server):
     assert_same_multiset(_points(zv.read_points(url)), (positions, {"intensity": intensity}))
 
 
+def test_s3_group_is_a_path_and_the_process_exits_cleanly(s3_url, s3_env):
+    """The group open_store() returns works wherever a path does, and a script
+    that used an S3 group leaves no aiohttp session open for exit to warn about."""
+    script = f"""
+import numpy as np
+from zarr_vectors.core.store import open_store
+from zarr_vectors.types.points import read_points, write_points
+p = np.random.default_rng(3).random((500, 3), dtype=np.float32) * 100
+write_points({s3_url!r}, p, chunk_shape=(50.0, 50.0, 50.0))
+got = read_points(open_store({s3_url!r}))["positions"]
+assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, p.tolist())), "points differ"
+print("read", len(got))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **s3_env, "PYTHONWARNINGS": "default"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "read 500"
+    assert "Unclosed" not in proc.stderr, proc.stderr
+
+
 def _zvf(*args, check=True):
     exe = shutil.which("zvf") or str(Path(sys.executable).with_name("zvf"))
     proc = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import tempfile
@@ -22,6 +23,31 @@ _PENDING_ROOT = {"zarr_format": 3, "node_type": "group", "attributes": {"zvf_pen
 # stores are not hashable; the entry goes when the store does.
 _S3_URLS: dict[int, str] = {}
 _S3_OPTIONS = ("endpoint", "region", "profile", "addressing")
+
+# The asynchronous s3fs filesystems behind open_store()'s S3 groups. s3fs gives
+# those no finaliser (it does for synchronous ones): their aiohttp session lives
+# on the event loop that first used it, zarr-python's, and was left open at exit,
+# so every S3 script ended with "Unclosed client session" on stderr.
+_ASYNC_S3: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_async_s3_sessions() -> None:
+    from zarr.core.sync import sync
+
+    for fs in list(_ASYNC_S3):
+        creator = getattr(fs, "_s3creator", None)
+        if creator is None:  # never connected
+            continue
+        try:
+            sync(creator.__aexit__(None, None, None), timeout=5)
+        except Exception:  # exiting anyway: the worst case is the old warning
+            pass
+        fs._s3creator = None
+
+
+# Registered after zarr's own exit handler (imported above), so this one runs
+# first, while zarr's event loop still runs.
+atexit.register(_close_async_s3_sessions)
 
 
 def _has_partitions(path: str) -> bool:
@@ -136,6 +162,7 @@ def _open_s3(url: str, mode: str) -> zarr.Group:
         # One PUT: atomic on S3. The finaliser replaces this node with the real root.
         fs.pipe_file(f"{root}/zarr.json", json.dumps(_PENDING_ROOT).encode())
     async_fs = s3fs.S3FileSystem(asynchronous=True, **storage)
+    _ASYNC_S3.add(async_fs)
     store = zarr.storage.FsspecStore(async_fs, read_only=(mode == "r"), path=root)
     _S3_URLS[id(store)] = url
     weakref.finalize(store, _S3_URLS.pop, id(store), None)
