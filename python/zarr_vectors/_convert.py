@@ -26,8 +26,10 @@ def store_url(path: Any) -> str:
         if not text:
             raise InvalidInputError("store path is empty")
         return text
-    if type(path).__name__ == "Group" and type(path).__module__.startswith("zarr"):
-        from .core.store import store_path  # imports this module: import here, not at the top
+    import zarr
+
+    if isinstance(path, zarr.Group):
+        from .core.store import store_path  # that module imports this one: import here
 
         return store_path(path)
     raise InvalidInputError(
