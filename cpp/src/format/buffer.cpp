@@ -98,13 +98,17 @@ class LargeBlocks {
   }
 
   void release_cached() {
-    std::vector<Block> released;
+    // Copied out and cleared, not swapped: cached_ keeps its reserved capacity,
+    // so that release() never allocates.
+    Block released[kMaxCachedBlocks];
+    std::size_t count = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      released.swap(cached_);
+      for (const Block& b : cached_) released[count++] = b;
+      cached_.clear();
       cached_bytes_ = 0;
     }
-    for (const Block& b : released) ::munmap(b.ptr, b.capacity);
+    for (std::size_t i = 0; i < count; ++i) ::munmap(released[i].ptr, released[i].capacity);
   }
 
   // A child of fork() must not inherit the mutex held by another thread.
@@ -183,10 +187,6 @@ void free_large(void* p) noexcept {
   if (reinterpret_cast<std::uintptr_t>(p) % kHuge == 0 && large_blocks().release(p)) return;
   std::free(p);
 }
-
-}  // namespace zvf::detail
-
-namespace zvf::detail {
 
 std::size_t cached_large_bytes() noexcept { return large_blocks().cached_bytes(); }
 
