@@ -393,6 +393,30 @@ def test_we_read_pyramids_the_reference_builds(zv, reference, cloud, tmp_path):
         assert_same_multiset((part, {}), (ours[bbox_mask(ours, lo, hi)], {}), f"level {k} bbox read")
 
 
+def test_we_read_reference_levels_whose_bin_outgrows_the_chunk(zv, zvf_cli, reference, cloud, tmp_path):
+    # By default the reference keeps the chunk while the bin grows: level 3 has
+    # bin 80 in chunk 40, and every coarse level has one fragment per metavertex
+    # rather than one per bin. Such levels are read chunk by chunk.
+    path = tmp_path / "ref.zarrvectors"
+    reference.write(path, cloud[0], chunk_shape=CHUNK, bin_shape=BIN)
+    ref_build_pyramid(reference, path, FACTORS)
+    info = zv.package.store_info(str(path))
+    assert [tuple(lv["bin_shape"]) for lv in info["levels"]] == [(10.0,) * 3, (20.0,) * 3, (40.0,) * 3, (80.0,) * 3]
+    assert all(tuple(lv["chunk_shape"]) == CHUNK for lv in info["levels"]), info["levels"]
+    shown = subprocess.run([zvf_cli, "info", str(path)], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "80" in shown.stdout, shown.stderr
+    boxes = [((-60.0, -100.0, -30.0), (45.0, 70.0, 100.0)), ((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)),
+             ((-100.0, -100.0, -100.0), (-20.0, 100.0, 100.0))]
+    for k in (1, 2, 3):
+        theirs, _ = reference.read(path, level=k, attrs=[])
+        ours, _ = read_level(zv, path, k)
+        assert len(ours) == info["levels"][k]["vertex_count"] > 0
+        assert_same_multiset((ours, {}), (theirs, {}), f"level {k} built by zarr-vectors 0.9.2: our read vs its read")
+        for lo, hi in boxes:
+            part, _ = read_level(zv, path, k, bbox=(lo, hi))
+            assert_same_multiset((part, {}), (ours[bbox_mask(ours, lo, hi)], {}), f"level {k} bbox {lo}-{hi}")
+
+
 # --------------------------------------------------------------------------
 # Metadata
 # --------------------------------------------------------------------------

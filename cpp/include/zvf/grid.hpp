@@ -45,6 +45,10 @@ inline std::int64_t bin_coord(double p, double bin, double inv_bin) {
   return static_cast<std::int64_t>(b);
 }
 
+// chunk / bin as a whole number >= 1, or 0 if it is not one (within 1e-9
+// relative, as the reference checks it).
+std::int64_t whole_ratio(double chunk, double bin);
+
 // Validated chunk/bin layout of one level.
 struct Grid {
   std::vector<double> chunk_shape;

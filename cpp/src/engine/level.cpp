@@ -88,6 +88,12 @@ LevelView open_level(const Store& store, int level) {
   try {
     const json& l = (*lj).at("attributes").at("zarr_vectors_level");
     lv.vertex_count = l.value("vertex_count", std::uint64_t{0});
+    const std::string method = l.contains("coarsening_method") && l["coarsening_method"].is_string()
+                                   ? l["coarsening_method"].get<std::string>()
+                                   : "none";
+    const bool shared = l.contains("shared_fragments") && l["shared_fragments"].is_boolean() &&
+                        l["shared_fragments"].get<bool>();
+    lv.bin_fragments = (method == "none" || method == "bin_mean") && !shared;
     if (l.contains("chunk_shape") && !l["chunk_shape"].is_null()) chunk = l["chunk_shape"].get<std::vector<double>>();
     if (level > 0) {
       bin.clear();
@@ -102,7 +108,11 @@ LevelView open_level(const Store& store, int level) {
     corrupt(store.describe() + "/" + std::to_string(level) + "/zarr.json: " + e.what());
   }
   if (bin.size() != chunk.size()) bin = chunk;
-  lv.grid = Grid::make(chunk, bin, lv.ndim);
+  lv.bin_shape = bin;
+  for (std::size_t d = 0; d < bin.size(); ++d) lv.bin_fragments = lv.bin_fragments && whole_ratio(chunk[d], bin[d]) > 0;
+  // A level whose bins do not tile its chunks (the reference's coarse levels keep the
+  // chunk while the bin grows) is read chunk by chunk, without bin pruning.
+  lv.grid = Grid::make(chunk, lv.bin_fragments ? bin : chunk, lv.ndim);
   const std::string base = std::to_string(level);
   lv.vertices = read_array(store, base + "/vertices", lv.ndim);
   lv.fragments = read_array(store, base + "/vertex_fragments", lv.ndim);

@@ -27,7 +27,15 @@ struct ArrayMeta {
 struct LevelView {
   int level = 0;
   std::size_t ndim = 0;
+  // The level's chunks. Its bins too when bin_fragments; otherwise one bin per
+  // chunk, so that chunk arithmetic holds whatever the declared bin.
   Grid grid;
+  std::vector<double> bin_shape;  // as the level declares it
+  // Fragment f of a cell holds the rows of the cell's bin f (C order), so a bbox
+  // read may skip or take bins whole. True for level 0 and for our coarse levels
+  // (bin means). The reference's coarse levels have one fragment per metavertex,
+  // and their bins may be larger than the chunk.
+  bool bin_fragments = true;
   std::uint64_t vertex_count = 0;
   ArrayMeta vertices, fragments;
   std::vector<std::pair<std::string, ArrayMeta>> attrs;

@@ -92,7 +92,7 @@ Plan make_plan(const Store& store, const PyramidOptions& opt) {
     for (const auto& c : level_chunks(store, b)) k.push_back(dotted_key(c));
     return k;
   }();
-  std::vector<double> bin = b.grid.bin_shape;
+  std::vector<double> bin = b.bin_shape;
   const std::vector<double>& chunk0 = b.grid.chunk_shape;
   json levels_sig = json::array();
   for (std::size_t i = 0; i < opt.levels.size(); ++i) {

@@ -81,7 +81,7 @@ std::vector<Run> select_rows(const Store& store, const LevelView& lv, const Chun
   std::vector<Fragment> frags;
   if (auto fb = get_cell(store, lv.fragments, c))
     frags = decode_fragments(fb->payload, lv.fragments.path + "/" + cell_key(c, lv.fragments.origin));
-  bool bins = static_cast<std::int64_t>(frags.size()) == g.bins_per_chunk_total();
+  bool bins = lv.bin_fragments && static_cast<std::int64_t>(frags.size()) == g.bins_per_chunk_total();
   std::uint64_t next = 0;
   for (const auto& f : frags) {
     bins = bins && f.is_range && static_cast<std::uint64_t>(f.start) == next;
@@ -331,7 +331,7 @@ StoreInfo store_info(const Store& store) {
     li.level = level;
     li.vertex_count = lv.vertex_count;
     li.chunk_shape = lv.grid.chunk_shape;
-    li.bin_shape = lv.grid.bin_shape;
+    li.bin_shape = lv.bin_shape;
     li.grid_shape = lv.vertices.shape;
     li.grid_origin = lv.vertices.origin;
     li.nonempty_chunks = level_chunks(store, lv).size();

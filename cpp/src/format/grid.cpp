@@ -2,20 +2,32 @@
 
 #include <charconv>
 #include <cmath>
-#include <sstream>
+#include <algorithm>
 
 #include "zvf/error.hpp"
 
 namespace zvf {
 namespace {
+// Shortest form that round-trips, so that a near-miss such as 83.333333 shows all
+// of its digits and a ratio of 3.0000000036 does not print as "3.000000".
+std::string ratio_text(double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
 std::string shape_text(const std::vector<double>& v) {
-  std::ostringstream os;
-  os << "(";
-  for (std::size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
-  os << ")";
-  return os.str();
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + ratio_text(v[i]);
+  return s + ")";
 }
 }  // namespace
+
+std::int64_t whole_ratio(double chunk, double bin) {
+  if (!(bin > 0) || !std::isfinite(bin) || !std::isfinite(chunk)) return 0;
+  const double ratio = chunk / bin, r = std::round(ratio);
+  return r >= 1 && std::abs(ratio - r) <= 1e-9 * std::max(1.0, r) ? static_cast<std::int64_t>(r) : 0;
+}
 
 std::int64_t Grid::bins_per_chunk_total() const {
   std::int64_t n = 1;
@@ -42,13 +54,12 @@ Grid Grid::make(std::vector<double> chunk_shape, std::vector<double> bin_shape, 
     double b = bin_shape[d];
     if (!std::isfinite(b) || b <= 0)
       invalid("bin_shape " + shape_text(bin_shape) + " must be finite and > 0 on every axis");
-    double ratio = chunk_shape[d] / b;
-    double r = std::round(ratio);
-    if (r < 1 || std::abs(ratio - r) > 1e-9 * std::max(1.0, r))
+    const std::int64_t r = whole_ratio(chunk_shape[d], b);
+    if (r == 0)
       invalid("bin_shape " + shape_text(bin_shape) + " does not divide chunk_shape " +
               shape_text(chunk_shape) + " on axis " + std::to_string(d) + ": chunk/bin = " +
-              std::to_string(ratio) + ", expected a whole number >= 1");
-    g.bins_per_chunk.push_back(static_cast<std::int64_t>(r));
+              ratio_text(chunk_shape[d] / b) + ", expected a whole number >= 1");
+    g.bins_per_chunk.push_back(r);
   }
   g.chunk_shape = std::move(chunk_shape);
   g.bin_shape = std::move(bin_shape);

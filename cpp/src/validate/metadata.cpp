@@ -12,14 +12,6 @@
 namespace zvf::detail::validation {
 namespace {
 
-// chunk / bin as a whole number >= 1, or 0 if it is not one (1e-9 tolerance, as
-// the reference and Grid::make use).
-std::int64_t whole_ratio(double chunk, double bin) {
-  if (!(bin > 0) || !std::isfinite(bin) || !std::isfinite(chunk)) return 0;
-  const double ratio = chunk / bin, r = std::round(ratio);
-  return r >= 1 && std::abs(ratio - r) <= 1e-9 * std::max(1.0, r) ? static_cast<std::int64_t>(r) : 0;
-}
-
 bool positive_finite(const std::vector<double>& v) {
   for (double x : v)
     if (!(x > 0) || !std::isfinite(x)) return false;
