@@ -520,6 +520,16 @@ TEST_F(FileInputTest, PlyErrors) {
   expect_error([&] { zvf::read_ply(bad); }, kInvalid, {bad + ":8", "'y'", "'oops'"});
   std::string rng = write_file("rng.ply", "ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty uchar r\nend_header\n1 2 256\n");
   expect_error([&] { zvf::read_ply(rng); }, kInvalid, {rng + ":8", "'r'", "'256'", "out of range"});
+  // An ASCII row is one line: a value too few or too many must not shift the rest.
+  const std::string head3 = "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n";
+  std::string shortrow = write_file("short.ply", head3 + "property uchar red\nend_header\n1 2 3\n5 6 7 8 9\n");
+  expect_error([&] { zvf::read_ply(shortrow); }, kInvalid, {shortrow + ":9", "'vertex'", "3 values", "'red'", "one line"});
+  std::string longrow = write_file("long.ply", head3 + "end_header\n1 2 3 4\n5 6 7\n");
+  expect_error([&] { zvf::read_ply(longrow); }, kInvalid, {longrow + ":8", "'vertex'", "4 values", "one line"});
+  std::string fewrows = write_file("few.ply", head3 + "end_header\n1 2 3\n\n");
+  expect_error([&] { zvf::read_ply(fewrows); }, kInvalid, {fewrows, "end of data", "row 2 of 2"});
+  std::string blank = write_file("blank.ply", head3 + "end_header\n1 2 3\n\n  \n4 5 6\n");
+  EXPECT_EQ(values<float>(zvf::read_ply(blank).positions), (std::vector<float>{1, 2, 3, 4, 5, 6}));
   std::string lst = write_file("lst.ply", "ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty list uchar int l\nend_header\n1 2 0\n");
   zvf::TableOptions opt;
   opt.attribute_columns = std::vector<std::string>{"l"};

@@ -467,7 +467,7 @@ std::vector<std::string_view> split_ws(std::string_view line) {
   return out;
 }
 
-// Source of PLY values: ASCII tokens (line by line) or little-endian binary.
+// Source of PLY values: ASCII (one element row per line) or little-endian binary.
 class PlySource {
  public:
   PlySource(std::ifstream& in, const std::string& path, bool ascii, std::size_t lineno)
@@ -475,13 +475,41 @@ class PlySource {
     if (!ascii_) buf_.resize(1 << 20);
   }
 
+  // Starts a row of `element`: in ASCII, the next non-blank line. Returns false at
+  // end of data.
+  bool begin_row(const std::string& element) {
+    element_ = &element;
+    if (!ascii_) return true;
+    do {
+      if (!std::getline(in_, line_)) {
+        check_read(in_, path_);
+        return false;
+      }
+      ++lineno_;
+      toks_ = split_ws(line_);
+      tok_i_ = 0;
+    } while (toks_.empty());
+    return true;
+  }
+
+  // Ends the row: in ASCII, the line must hold nothing more. A value too many or
+  // too few would otherwise shift every later value into the wrong property.
+  void end_row() {
+    if (ascii_ && tok_i_ < toks_.size())
+      invalid(path_ + ":" + std::to_string(lineno_) + ": element '" + *element_ + "' has " +
+              std::to_string(toks_.size()) + " values on this line, more than its properties take (" +
+              std::to_string(tok_i_) + "); an ASCII PLY row is one line");
+  }
+
   // Reads one value of type t into raw[0..dtype_size(t)) as native bytes.
-  // Returns false at end of data.
+  // Returns false at end of data (binary).
   bool read(DType t, std::uint8_t* raw, const std::string& prop) {
     if (!ascii_) return read_bytes(raw, dtype_size(t));
-    std::string_view tok;
-    if (!next_token(tok)) return false;
-    parse_ascii(tok, t, raw, prop);
+    if (tok_i_ >= toks_.size())
+      invalid(path_ + ":" + std::to_string(lineno_) + ": element '" + *element_ + "' ends after " +
+              std::to_string(toks_.size()) + " values, before property " + squote(prop) +
+              "; an ASCII PLY row is one line");
+    parse_ascii(toks_[tok_i_++], t, raw, prop);
     return true;
   }
   std::size_t lineno() const { return lineno_; }
@@ -502,20 +530,6 @@ class PlySource {
       dst += k;
       n -= k;
     }
-    return true;
-  }
-
-  bool next_token(std::string_view& tok) {
-    while (tok_i_ >= toks_.size()) {
-      if (!std::getline(in_, line_)) {
-        check_read(in_, path_);
-        return false;
-      }
-      ++lineno_;
-      toks_ = split_ws(line_);
-      tok_i_ = 0;
-    }
-    tok = toks_[tok_i_++];
     return true;
   }
 
@@ -564,6 +578,7 @@ class PlySource {
   const std::string& path_;
   bool ascii_;
   std::size_t lineno_;
+  const std::string* element_ = nullptr;
   // binary
   std::vector<std::uint8_t> buf_;
   std::size_t pos_ = 0, len_ = 0;
@@ -1077,6 +1092,7 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
         return Error(Code::InvalidArgument, path + ": unexpected end of data in element '" + el.name + "' (row " + std::to_string(r + 1) + " of " +
                 std::to_string(el.count) + ")");
       };
+      if (!src.begin_row(el.name)) throw truncated();
       for (std::size_t pi = 0; pi < el.props.size(); ++pi) {
         const PlyProperty& p = el.props[pi];
         if (p.is_list) {
@@ -1099,6 +1115,7 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
           b.insert(b.end(), raw, raw + dtype_size(p.type));
         }
       }
+      src.end_row();
     }
     if (is_vertex) break;  // nothing after the vertex element is needed
   }
