@@ -104,6 +104,17 @@ def _case_bin_zero(kw):
     return all_of(r"(?i:bin.?shape)", LONE_ZERO)
 
 
+def _case_too_many_bins(kw):
+    kw["bin_shape"] = (1.0, 1.0, 1.0)  # 250^3 bins in every chunk, each with a fragment entry
+    return all_of(r"(?i:bin.?shape)", r"\b15625000\b", r"\b262144\b")
+
+
+def _case_chunk_str(kw):
+    kw["chunk_shape"] = "250"
+    kw["bin_shape"] = None
+    return all_of(r"(?i:chunk.?shape)", "'250'")
+
+
 def _case_compressor(kw):
     kw["compressor"] = "lz4"
     return "lz4"
@@ -135,12 +146,15 @@ COMMON_CASES = {
     "chunk-wrong-length": _case_chunk_length,
     "bin-not-dividing": _case_bin_not_dividing,
     "bin-zero": _case_bin_zero,
+    "too-many-bins-per-chunk": _case_too_many_bins,
+    "chunk-shape-str": _case_chunk_str,
     "compressor-lz4": _case_compressor,
 }
 # Valid attribute names match ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ and are not "..".
 BAD_NAMES = {
     "empty": "", "slash": "a/b", "dotdot": "..", "leading-dot": ".hidden", "space": "x y",
     "leading-dash": "-lead", "backslash": "a\\b", "non-ascii": "na\u00efve", "tab": "tab\tname",
+    "metadata-document": "zarr.json", "metadata-document-upper": "ZARR.JSON",
 }
 for _slug, _name in BAD_NAMES.items():
     COMMON_CASES[f"attribute-name-{_slug}"] = _case_attr_name(_name)
@@ -316,3 +330,139 @@ def test_read_bbox_of_wrong_dimension(zv, rng, store_path):
     zv.write_points(str(store_path), positions, **kw)
     with pytest.raises(zv.errors.InvalidInputError, match=r"(?i:bbox|box)"):
         zv.read_points(str(store_path), bbox=((0.0, 0.0), (10.0, 10.0)))
+
+
+# --------------------------------------------------------------------------
+# Found by an adversarial audit: byte order, callbacks, limits, bounds
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("writer", ["write_points", "partition-fresh"])
+def test_big_endian_arrays_are_stored_by_value(zv, rng, store_path, writer):
+    # The engine reads raw bytes; a big-endian array (from a file written on
+    # another machine) must be stored as its values, not byte-swapped.
+    write, _ = _prepare(zv, rng, store_path, writer)
+    positions = uniform_points(rng, N, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
+    attrs = {"i": np.arange(N, dtype=np.int32), "f": rng.standard_normal(N).astype(np.float64),
+             "rgb": rng.integers(0, 60000, (N, 3)).astype(np.uint16)}
+    write(str(store_path), positions.astype(">f4"), chunk_shape=CHUNK, bin_shape=BIN,
+          attributes={k: v.astype(v.dtype.newbyteorder(">")) for k, v in attrs.items()})
+    if writer != "write_points":
+        zv.finalise(str(store_path))
+    result = zv.read_points(str(store_path))
+    got = (np.asarray(result["positions"]), {k: np.asarray(v) for k, v in result["attributes"].items()})
+    assert got[0].dtype == np.float32 and got[1]["i"].dtype == np.int32
+    assert_same_multiset(got, (positions, attrs), "big-endian input")
+
+
+class _CallbackFailed(Exception):
+    pass
+
+
+def _raise_at_second_call():
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        if len(calls) == 2:
+            raise _CallbackFailed(f"progress callback failed at {done} of {total}")
+    return progress
+
+
+def test_progress_callback_that_raises_cancels_write_points(zv, rng, store_path):
+    # The callback's exception (KeyboardInterrupt too) reaches the caller and the
+    # write is undone; it used to abort the interpreter.
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    with pytest.raises(_CallbackFailed):
+        zv.write_points(str(store_path), positions, progress=_raise_at_second_call(), **kw)
+    _assert_wrote_nothing(store_path, None)
+    zv.write_points(str(store_path), positions, **kw)
+    assert zv.read_points(str(store_path))["vertex_count"] == N
+
+
+def test_progress_callback_that_raises_cancels_a_partition(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    with pytest.raises(_CallbackFailed):
+        zv.write_points_partition(str(store_path), positions, x_range=(0.0, 1000.0),
+                                  progress=_raise_at_second_call(), **kw)
+    # Like a killed task: finalise refuses the unfinished partition, a re-run completes it.
+    with pytest.raises(zv.errors.PartitionConflictError, match=r"x_0_1000"):
+        zv.finalise(str(store_path))
+    zv.write_points_partition(str(store_path), positions, x_range=(0.0, 1000.0), **kw)
+    zv.finalise(str(store_path))
+    result = zv.read_points(str(store_path))
+    got = (np.asarray(result["positions"]), {k: np.asarray(v) for k, v in result["attributes"].items()})
+    assert_same_multiset(got, (positions, kw["attributes"]), "partition re-run after a failed callback")
+
+
+def test_progress_callback_that_raises_cancels_build_pyramid(zv, rng, store_path):
+    from zarr_vectors.multiresolution.coarsen import build_pyramid
+
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    zv.write_points(str(store_path), positions, **kw)
+    with pytest.raises(_CallbackFailed):
+        build_pyramid(str(store_path), [(2.0, 1.0)], progress=_raise_at_second_call())
+    assert zv.read_points(str(store_path))["vertex_count"] == N
+    report = build_pyramid(str(store_path), [(2.0, 1.0)])
+    assert report["levels"][0]["vertex_count"] > 0
+    assert len(zv.read_points(str(store_path), level=1)["positions"]) == report["levels"][0]["vertex_count"]
+
+
+@pytest.mark.parametrize("threads", [100_000, -1, True, 2.0])
+def test_threads_out_of_range(zv, rng, store_path, threads):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("threads", re.escape(repr(threads)))):
+        zv.write_points(str(store_path), positions, threads=threads, **kw)
+    _assert_wrote_nothing(store_path, None)
+
+
+@pytest.mark.parametrize("bounds,pattern", [
+    (((-np.inf,) * 3, (np.inf,) * 3), r"(?i:not finite)"),
+    (((0.0,) * 3, (np.inf,) * 3), r"(?i:not finite)"),
+    (((-1e30,) * 3, (1e30,) * 3), r"(?i:too far from the origin)"),
+])
+def test_bounds_must_be_finite_and_near_enough(zv, rng, store_path, bounds, pattern):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("bounds", pattern)):
+        zv.write_points(str(store_path), positions, bounds=bounds, **kw)
+    _assert_wrote_nothing(store_path, None)
+
+
+@pytest.mark.parametrize("factors,part,pattern", [
+    ((2.0, 1.0), None, r"factors\[1\].*repeats level 1"),     # one pair passed flat
+    ([(2.0, 1.0), (1.0, 1.0)], None, r"factors\[1\].*repeats level 1"),
+    ([(2.0, 1.0)], (0, 0), r"part \(0, 0\)"),
+    ([(2.0, 1.0)], (2, 2), r"part \(2, 2\)"),
+])
+def test_pyramid_factors_and_part_are_checked(zv, rng, store_path, factors, part, pattern):
+    from zarr_vectors.multiresolution.coarsen import build_pyramid
+
+    kw = _base(rng)
+    zv.write_points(str(store_path), kw.pop("positions"), **kw)
+    before = tree_digest(store_path)
+    with pytest.raises(zv.errors.InvalidInputError, match=pattern):
+        build_pyramid(str(store_path), factors, part=part)
+    assert tree_digest(store_path) == before
+
+
+@pytest.mark.parametrize("content", ["{", "", '{"zarr_format": 3, "node_type": "array"}'])
+def test_open_store_with_a_broken_root_document(zv, rng, store_path, content):
+    from zarr_vectors.core.store import open_store
+
+    kw = _base(rng)
+    zv.write_points(str(store_path), kw.pop("positions"), **kw)
+    (store_path / "zarr.json").write_text(content)
+    with pytest.raises(zv.errors.CorruptStoreError, match=re.escape("zarr.json")):
+        open_store(str(store_path))
+
+
+def test_nan_range_is_named_as_nan(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("z_range", "NaN")):
+        zv.write_points_partition(str(store_path), positions, z_range=(float("nan"), 330.0), **kw)
+    _assert_wrote_nothing(store_path, None)

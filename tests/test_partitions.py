@@ -496,3 +496,36 @@ def test_concurrent_partition_processes(zv, rng, tmp_path, store_path):
     result = zv.finalise(str(store_path))
     assert len(result["merged"]) == 4
     assert_same_multiset(read_ours(zv, store_path), points, "concurrently written partitions")
+
+
+def test_two_runs_of_one_partition_at_once_are_never_published(zv, rng, tmp_path, store_path):
+    # A duplicated task (the same array index twice, or a requeue while the first
+    # still runs) writes the same partition as a running one. Run B starts and
+    # finishes while run A is halfway (A's progress callback runs B to the end).
+    # Their in-place cells are mixed, so neither may publish: A sees that
+    # started.json is no longer its own and voids the partition, and finalise
+    # refuses until one more run.
+    first, second, third = (x_points(rng, 3000) for _ in range(3))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    npz = tmp_path / "second.npz"
+    np.savez(npz, positions=second[0], **{f"attr_{k}": v for k, v in second[1].items()})
+    ran = []
+
+    def run_b_midway(done, total):
+        if not ran and done >= total // 2:
+            ran.append(subprocess.run([sys.executable, "-c", _WORKER, str(store_path), str(npz), "0.0", "1250.0"],
+                                      env=env, capture_output=True, text=True, timeout=300))
+
+    with pytest.raises(zv.errors.PartitionConflictError, match=all_of("x_0_1250", "two runs")):
+        zv.write_points_partition(str(store_path), first[0], chunk_shape=CHUNK, bin_shape=BIN, attributes=first[1],
+                                  x_range=(0.0, 1250.0), progress=run_b_midway)
+    assert ran and ran[0].returncode == 0, ran and ran[0].stderr
+    with pytest.raises(zv.errors.PartitionConflictError, match=all_of("x_0_1250", "two runs")):
+        zv.finalise(str(store_path))
+    assert not (store_path / "zarr.json").exists()
+    # One more run, with nothing else running, is published.
+    zv.write_points_partition(str(store_path), third[0], chunk_shape=CHUNK, bin_shape=BIN, attributes=third[1],
+                              x_range=(0.0, 1250.0))
+    zv.finalise(str(store_path))
+    assert_same_multiset(read_ours(zv, store_path), third, "the run after the voided pair")

@@ -28,7 +28,7 @@ double number(const std::string& text, const std::string& what) {
     if (used == text.size()) return v;
   } catch (const std::exception&) {
   }
-  throw Error(Error::Code::InvalidArgument, what + ": expected a number, got '" + text + "'");
+  throw UsageError(what + ": expected a number, got '" + text + "'");
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -47,14 +47,14 @@ void run_pyramid(const PyramidArgs& a) {
   for (const auto& f : a.factors) {
     auto parts = split(f, ',');
     if (parts.empty() || parts.size() > 2)
-      throw Error(Error::Code::InvalidArgument, "--factors: expected COARSEN[,SPARSITY], got '" + f + "'");
+      throw UsageError("--factors: expected COARSEN[,SPARSITY], got '" + f + "'");
     PyramidLevelSpec spec;
     spec.coarsen = number(parts[0], "--factors");
     if (parts.size() == 2) spec.sparsity = number(parts[1], "--factors");
     opt.levels.push_back(spec);
   }
   if (!a.chunk_scale.empty() && a.chunk_scale.size() != opt.levels.size())
-    throw Error(Error::Code::InvalidArgument, "--chunk-scale given " + std::to_string(a.chunk_scale.size()) +
+    throw UsageError("--chunk-scale given " + std::to_string(a.chunk_scale.size()) +
                                                   " times; expected once per --factors (" +
                                                   std::to_string(opt.levels.size()) + ")");
   for (std::size_t i = 0; i < a.chunk_scale.size(); ++i)
@@ -63,12 +63,12 @@ void run_pyramid(const PyramidArgs& a) {
   for (const auto& r : a.reduce) {
     auto eq = r.find('=');
     if (eq == std::string::npos)
-      throw Error(Error::Code::InvalidArgument, "--reduce: expected NAME=mean|min|max|first|mode, got '" + r + "'");
+      throw UsageError("--reduce: expected NAME=mean|min|max|first|mode, got '" + r + "'");
     opt.reductions[r.substr(0, eq)] = reduction_from_name(r.substr(eq + 1));
   }
   if (!a.part.empty()) {
     auto p = split(a.part, '/');
-    if (p.size() != 2) throw Error(Error::Code::InvalidArgument, "--part: expected I/N, got '" + a.part + "'");
+    if (p.size() != 2) throw UsageError("--part: expected I/N, got '" + a.part + "'");
     opt.part_index = static_cast<int>(number(p[0], "--part"));
     opt.part_count = static_cast<int>(number(p[1], "--part"));
   }

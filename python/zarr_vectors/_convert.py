@@ -37,8 +37,14 @@ def store_url(path: Any) -> str:
     )
 
 
+def native_order(arr: np.ndarray) -> np.ndarray:
+    """The same values in the machine's byte order: the engine reads raw bytes, so a
+    big-endian array (from a file written elsewhere) would otherwise be read swapped."""
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
 def positions_array(positions: Any) -> np.ndarray:
-    arr = np.asarray(positions)
+    arr = native_order(np.asarray(positions))
     if arr.dtype not in (np.float32, np.float64):
         raise InvalidInputError(
             f"positions have dtype {arr.dtype}; expected float32 or float64 "
@@ -62,7 +68,7 @@ def attribute_arrays(attributes: Mapping[str, Any] | None, n: int) -> list[tuple
     for name, values in attributes.items():
         if not isinstance(name, str):
             raise InvalidInputError(f"attribute name {name!r} is not a str")
-        arr = np.asarray(values)
+        arr = native_order(np.asarray(values))
         if arr.dtype.kind not in _NUMERIC or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
             raise InvalidInputError(
                 f"attribute {name!r} has dtype {arr.dtype}; expected a numeric dtype "
@@ -83,7 +89,7 @@ def attribute_arrays(attributes: Mapping[str, Any] | None, n: int) -> list[tuple
 def shape_tuple(value: Any, name: str, ndim: int | None = None) -> list[float] | None:
     if value is None:
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, str, bytes)):
         raise InvalidInputError(f"{name} must be a sequence of numbers, one per axis, got {value!r}")
     try:
         out = [float(v) for v in value]
@@ -99,7 +105,9 @@ def pair(value: Any, name: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         raise InvalidInputError(f"{name} must be a (lo, hi) pair of numbers, got {value!r}") from None
-    if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+    if math.isnan(lo) or math.isnan(hi):
+        raise InvalidInputError(f"{name} {value!r} holds NaN: expected a (lo, hi) pair of numbers with lo < hi")
+    if not lo < hi:
         raise InvalidInputError(f"{name} {value!r} is empty: expected lo < hi (half-open [lo, hi))")
     return lo, hi
 
@@ -122,9 +130,13 @@ def compressor_name(compressor: Any) -> str:
     )
 
 
+MAX_THREADS = 4096
+
+
 def threads_count(threads: Any) -> int:
     if threads is None:
         return 0
-    if not isinstance(threads, int) or threads < 0:
-        raise InvalidInputError(f"threads must be a non-negative int (0 = all cores), got {threads!r}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= MAX_THREADS:
+        raise InvalidInputError(
+            f"threads must be an int from 0 to {MAX_THREADS} (0 = the CPUs this process may use), got {threads!r}")
     return threads

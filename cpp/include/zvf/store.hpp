@@ -54,6 +54,9 @@ class Store {
   virtual int io_concurrency() const { return 0; }
   // True if the store's root exists at all (a directory, a bucket prefix...).
   virtual bool root_exists() const = 0;
+  // Removes the root if it holds nothing (a directory a failed write created);
+  // no-op where a root is not a thing of its own (object stores, memory).
+  virtual void remove_root_if_empty() {}
 
   // For readers that place many values into one buffer with no staging copy:
   // the sizes first, then each value read straight into its place.
@@ -96,6 +99,7 @@ class PosixStore final : public Store {
   void rename(const std::string& from, const std::string& to) override;
   std::string describe() const override { return root_; }
   bool root_exists() const override;
+  void remove_root_if_empty() override;
   bool sizes_are_cheap() const override { return true; }
   std::optional<std::uint64_t> size_of(const std::string& key) const override;
   std::optional<std::size_t> read_parts(const std::string& key,

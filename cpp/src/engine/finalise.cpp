@@ -140,15 +140,27 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   }
 
   // 1. Which partitions are new, which are incomplete.
-  std::vector<std::string> incomplete;
+  std::vector<std::string> incomplete, voided;
   std::vector<PartitionRecord> pending;
   for (auto& p : staged) {
+    if (p.voided) {
+      voided.push_back(p.id);
+      continue;
+    }
     if (!p.complete()) {
       incomplete.push_back(p.id);
       continue;
     }
     bool merged = ledger && ledger->partitions.count(p.id) && ledger->partitions.at(p.id).run_id == p.manifest->run_id;
     if (!merged) pending.push_back(*p.manifest);
+  }
+  if (!voided.empty()) {
+    std::string ids;
+    for (const auto& id : voided) ids += (ids.empty() ? "" : ", ") + id;
+    fail(Error::Code::Conflict, "cannot finalise " + store.describe() + ": partition(s) " + ids +
+                                    " were written by two runs at the same time (a duplicated or requeued task), "
+                                    "so their cells are mixed; once no task of them is running, run each once more, "
+                                    "then finalise again");
   }
   if (!incomplete.empty()) {
     std::string ids;

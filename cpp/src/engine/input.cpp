@@ -133,6 +133,7 @@ CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArra
   in.positions = &positions;
   in.attributes = &attributes;
   in.grid = Grid::make(layout.chunk_shape, layout.bin_shape, positions.cols);
+  check_bins_per_chunk(in.grid, "bin_shape");
   std::set<std::string> seen;
   for (const auto& a : attributes) {
     meta::check_attribute_name(a.name);
@@ -156,6 +157,27 @@ CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArra
     }
   }
   return in;
+}
+
+void check_bins_per_chunk(const Grid& g, const std::string& what) {
+  if (g.bins_per_chunk_total() <= kMaxBinsPerChunk) return;
+  std::string per_axis;
+  for (auto b : g.bins_per_chunk) per_axis += (per_axis.empty() ? "" : " x ") + std::to_string(b);
+  invalid(what + " gives " + per_axis + " = " + std::to_string(g.bins_per_chunk_total()) +
+          " bins per chunk; at most " + std::to_string(kMaxBinsPerChunk) +
+          " (64^3) are allowed, since every chunk stores one fragment entry per bin: use a larger bin_shape");
+}
+
+void check_finite_bounds(const Box& bounds, const Grid& g) {
+  for (std::size_t d = 0; d < bounds.ndim(); ++d)
+    for (double v : {bounds.lo[d], bounds.hi[d]}) {
+      if (!std::isfinite(v))
+        invalid("bounds " + box_text(bounds, false) + " are not finite on axis " + std::to_string(d) +
+                "; expected finite numbers (the store's declared extent)");
+      if (std::abs(v) / g.bin_shape[d] > 9.0e18)
+        invalid("bounds reach " + number_text(v) + " on axis " + std::to_string(d) +
+                ", too far from the origin for bin size " + number_text(g.bin_shape[d]));
+    }
 }
 
 void check_inside(const CheckedInput& in, const Box& box, bool half_open, const char* what, int threads) {

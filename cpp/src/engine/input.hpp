@@ -19,6 +19,15 @@ struct CheckedInput {
 };
 
 // Checks dtypes, shapes, names, NaN/Inf and the layout; computes min/max.
+// Every chunk's fragment index holds one entry per bin, empty ones included, so a
+// bin far smaller than the chunk costs memory and disk for nothing: writers refuse
+// more than 64^3 bins per chunk (plan_chunks keeps to 64 per axis too).
+constexpr std::int64_t kMaxBinsPerChunk = std::int64_t{1} << 18;
+void check_bins_per_chunk(const Grid& g, const std::string& what);
+// Declared bounds of a write: finite, and near enough the origin that their chunk
+// coordinates fit int64 (the same limit as for positions).
+void check_finite_bounds(const Box& bounds, const Grid& g);
+
 CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArray>& attributes,
                          const Layout& layout, int threads);
 

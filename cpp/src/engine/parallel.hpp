@@ -11,6 +11,7 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -39,9 +40,11 @@ inline int io_threads(int compute_threads, int store_concurrency) {
 }
 
 // Runs fn(i) for i in [0, n) on up to `threads` threads (the caller is one of
-// them), handing out items dynamically. The first exception stops the hand-out
-// and is rethrown in the caller after all threads join. `on_item_done` runs on the
-// calling thread only, with the number of finished items, for progress reports.
+// them), handing out items dynamically. The first exception, from fn or from
+// on_item_done, stops the hand-out and is rethrown in the caller after all threads
+// join. `on_item_done` runs on the calling thread only, with the number of finished
+// items, for progress reports (a Python callback may raise, KeyboardInterrupt too).
+// If the system refuses to start more threads, the ones running do the work.
 inline void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& fn,
                          const std::function<void(std::size_t)>& on_item_done = {}) {
   if (n == 0) return;
@@ -57,19 +60,23 @@ inline void parallel_for(std::size_t n, int threads, const std::function<void(st
       if (i >= n) return;
       try {
         fn(i);
+        std::size_t d = done.fetch_add(1) + 1;
+        if (caller && on_item_done) on_item_done(d);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
         failed = true;
         return;
       }
-      std::size_t d = done.fetch_add(1) + 1;
-      if (caller && on_item_done) on_item_done(d);
     }
   };
   std::vector<std::thread> pool;
-  pool.reserve(t - 1);
-  for (int k = 1; k < t; ++k) pool.emplace_back(work, false);
+  try {
+    pool.reserve(t - 1);
+    for (int k = 1; k < t; ++k) pool.emplace_back(work, false);
+  } catch (const std::exception&) {
+    // std::system_error (or bad_alloc): no more threads to be had.
+  }
   work(true);
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);

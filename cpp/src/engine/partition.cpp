@@ -7,7 +7,11 @@
 //     with a fresh run id, clear our old staged pieces;
 //  3. write chunks wholly inside the range in place, stage the others as pieces;
 //  4. delete in-place cells a previous run of ours wrote that this run did not;
-//  5. write manifest.json last, atomically and synced: we are complete.
+//  5. write manifest.json last, atomically and synced: we are complete. Unless
+//     started.json no longer holds our run id: another run of this partition (a
+//     duplicated or requeued task) started while we wrote, and the two runs' cells
+//     are mixed. Then we write void.json instead, which keeps the partition
+//     unfinished until a run starts after both (it clears void.json).
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -122,6 +126,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   clock.mark("validate");
   // From here on we write. Mark the partition incomplete first.
   store.erase(dir + "/manifest.json");
+  store.erase(dir + "/void.json");
   store.erase_prefix(dir + "/pieces");
   json started = {{"id", rec.id}, {"run_id", rec.run_id}, {"range", box_to_json(range)}};
   store.set(dir + "/started.json", started.dump());
@@ -168,8 +173,24 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
     if (!now.count(key)) erase_cells(store, cl, parse_dotted_key(key, nd), rec.origin);
 
   const std::string manifest = dir + "/manifest.json";
+  auto refuse_if_not_ours = [&] {
+    auto st = meta::read_json(store, dir + "/started.json");
+    const std::string current =
+        st && st->contains("run_id") && (*st)["run_id"].is_string() ? (*st)["run_id"].get<std::string>() : "";
+    const bool voided = store.exists(dir + "/void.json");
+    if (current == rec.run_id && !voided) return;
+    if (!voided) store.set(dir + "/void.json", json{{"runs", json::array({rec.run_id, current})}}.dump());
+    store.erase(manifest);
+    fail(Error::Code::Conflict,
+         "partition " + rec.id + " was written by two runs at the same time (this one, " + rec.run_id + ", and " +
+             (current.empty() || current == rec.run_id ? std::string("another") : current) +
+             "), so their cells are mixed: it stays unfinished. Once no task of it is running, run it once "
+             "more, then finalise");
+  };
+  refuse_if_not_ours();
   store.set(manifest, rec.to_json(true).dump(1));
   sync_if_posix(store, manifest);
+  refuse_if_not_ours();  // the other run may have found us out while we wrote the manifest
   clock.mark("manifest");
   return {rec.id, rec.vertex_count, rec.in_place.size(), rec.staged.size()};
 }

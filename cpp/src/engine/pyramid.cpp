@@ -15,6 +15,7 @@
 #include <map>
 #include <set>
 
+#include "engine/input.hpp"
 #include "engine/level.hpp"
 #include "engine/parallel.hpp"
 #include "engine/store_state.hpp"
@@ -100,14 +101,20 @@ Plan make_plan(const Store& store, const PyramidOptions& opt) {
     const int k = static_cast<int>(i) + 1;
     if (!std::isfinite(spec.coarsen) || spec.coarsen < 1)
       invalid("factors[" + std::to_string(i) + "]: coarsen factor " + number_text(spec.coarsen) +
-              " is below 1; each level's bins must be at least as large as the previous level's");
+              (std::isfinite(spec.coarsen) ? " is below 1" : " is not a finite number") +
+              "; each level's bins must be at least as large as the previous level's");
     if (!std::isfinite(spec.sparsity) || spec.sparsity < 1)
       invalid("factors[" + std::to_string(i) + "]: sparsity factor " + number_text(spec.sparsity) +
-              " is below 1 (it keeps 1/sparsity of the objects)");
+              (std::isfinite(spec.sparsity) ? " is below 1" : " is not a finite number") +
+              " (it keeps 1/sparsity of the objects)");
     if (spec.sparsity != 1.0)
       invalid("factors[" + std::to_string(i) + "]: sparsity factor " + number_text(spec.sparsity) +
               " needs objects to drop, but this point cloud has no object ids (every point stands alone); "
               "use 1.0, or coarsen more to thin it out");
+    if (spec.coarsen == 1.0)
+      invalid("factors[" + std::to_string(i) + "]: coarsen factor 1 with sparsity 1 repeats level " +
+              std::to_string(k - 1) + " exactly; each level must coarsen (one level is written "
+              "factors=[(2.0, 1.0)], a list of (coarsen, sparsity) pairs)");
     for (auto& x : bin) x *= spec.coarsen;
     LevelPlan lp;
     lp.level = k;
@@ -140,6 +147,7 @@ Plan make_plan(const Store& store, const PyramidOptions& opt) {
       }
     }
     lp.grid = Grid::make(chunk, bin, nd);
+    check_bins_per_chunk(lp.grid, "level " + std::to_string(k) + ": its bin in its chunk");
     // Coarse chunks = level-0 chunks grouped by floor(c / ratio).
     std::map<ChunkCoord, std::vector<ChunkCoord>> groups;
     for (const auto& key : nonempty0) {

@@ -168,6 +168,8 @@ std::vector<StagedPartition> scan_partitions(const Store& store) {
     } else if (file == "manifest.json") {
       auto j = meta::read_json(store, key);
       if (j) p.manifest = PartitionRecord::from_json(*j, store.describe() + "/" + key);
+    } else if (file == "void.json") {
+      p.voided = true;
     }
   }
   std::vector<StagedPartition> out;
@@ -178,7 +180,8 @@ std::vector<StagedPartition> scan_partitions(const Store& store) {
 bool same_partitions(const std::vector<StagedPartition>& a, const std::vector<StagedPartition>& b) {
   auto state = [](const std::vector<StagedPartition>& ps) {
     std::map<std::string, std::pair<std::string, std::string>> m;
-    for (const auto& p : ps) m[p.id] = {p.started_run.value_or(""), p.manifest ? p.manifest->run_id : ""};
+    for (const auto& p : ps)
+      m[p.id] = {p.started_run.value_or("") + (p.voided ? "/void" : ""), p.manifest ? p.manifest->run_id : ""};
     return m;
   };
   return state(a) == state(b);

@@ -62,7 +62,8 @@ struct StagedPartition {
   std::string id;
   std::optional<std::string> started_run;     // run id in started.json
   std::optional<PartitionRecord> manifest;    // present when complete
-  bool complete() const { return manifest && started_run && manifest->run_id == *started_run; }
+  bool voided = false;                        // void.json: two runs wrote it at once
+  bool complete() const { return manifest && started_run && manifest->run_id == *started_run && !voided; }
 };
 
 std::string partition_dir(const std::string& id);

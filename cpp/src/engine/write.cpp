@@ -19,15 +19,17 @@ using namespace detail;
 WriteSummary write_points(Store& store, const ArrayView& positions, const std::vector<NamedArray>& attributes,
                           const Layout& layout, const std::optional<Box>& bounds, const Exec& exec) {
   const int threads = resolve_threads(exec.threads);
+  const bool root_was_there = store.root_exists();
   PhaseClock clock("write_points");
   CheckedInput in = check_input(positions, attributes, layout, threads);
   const std::size_t nd = positions.cols;
   Box box;
   if (bounds) {
     check_inside(in, *bounds, /*half_open=*/false, "bounds", threads);
+    check_finite_bounds(*bounds, in.grid);
     box = *bounds;
   } else if (positions.rows == 0) {
-    invalid("cannot write an empty point cloud without bounds: pass bounds=(lo, hi)");
+    invalid("cannot write an empty point cloud without bounds: declare its extent (bounds=(lo, hi) in Python, --bounds in zvf)");
   } else {
     box = {in.pos_min, in.pos_max};
   }
@@ -81,6 +83,7 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
     try {
       store.erase("zarr.json");
       store.erase_prefix("0");
+      if (!root_was_there) store.remove_root_if_empty();
     } catch (...) {
     }
     throw;

@@ -1,6 +1,8 @@
 #include "format/metadata.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <filesystem>
 
 #include "zvf/error.hpp"
@@ -171,15 +173,33 @@ std::optional<nlohmann::json> read_json(const Store& store, const std::string& k
 }
 
 void check_attribute_name(const std::string& name) {
-  bool ok = !name.empty() && name != ".." && name.size() <= 255;
-  for (std::size_t i = 0; ok && i < name.size(); ++i) {
-    char c = name[i];
-    bool word = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-    ok = word || (i > 0 && (c == '.' || c == '-'));
+  // The name as it can be shown: control bytes escaped as Python's repr() does,
+  // so that a NUL does not cut the message short.
+  std::string shown;
+  for (unsigned char c : name) {
+    if (c >= 0x20 && c != 0x7f) {
+      shown += static_cast<char>(c);
+    } else if (c == '\t' || c == '\n' || c == '\r') {
+      shown += c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r";
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      shown += buf;
+    }
   }
-  if (!ok)
-    invalid("attribute name '" + name +
-            "' is not safe as a key component: expected letters, digits and '_', then also '.' or '-'");
+  const std::string what = "attribute name '" + shown + "'";
+  if (name.empty()) invalid("attribute name '' is empty: expected letters, digits and '_', then also '.' or '-'");
+  if (name.size() > 255) invalid(what + " is " + std::to_string(name.size()) + " bytes long; at most 255 (a file name)");
+  std::string lower;
+  for (unsigned char c : name) lower += static_cast<char>(std::tolower(c));
+  if (lower == "zarr.json")
+    invalid(what + " is reserved: it is the name of every Zarr node's metadata document");
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool word = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    if (!word && !(i > 0 && (c == '.' || c == '-')))
+      invalid(what + " is not safe as a key component: expected letters, digits and '_', then also '.' or '-'");
+  }
 }
 
 namespace {

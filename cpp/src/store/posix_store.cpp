@@ -458,6 +458,11 @@ bool PosixStore::root_exists() const {
   return fs::is_directory(root_, ec);
 }
 
+void PosixStore::remove_root_if_empty() {
+  std::error_code ec;
+  if (fs::is_directory(root_, ec) && fs::is_empty(root_, ec) && !ec) fs::remove(root_, ec);
+}
+
 void PosixStore::sync_key(const std::string& key) {
   check_key(key);
   const std::string path = root_ + "/" + key;

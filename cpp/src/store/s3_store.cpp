@@ -27,6 +27,7 @@
 #include <mutex>
 #include <random>
 #include <semaphore>
+#include <system_error>
 #include <set>
 #include <thread>
 
@@ -116,7 +117,11 @@ void run_parallel(std::size_t n, int threads, const std::function<void(std::size
     }
   };
   std::vector<std::thread> pool;
-  for (std::size_t k = 1; k < t; ++k) pool.emplace_back(work);
+  try {
+    for (std::size_t k = 1; k < t; ++k) pool.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No more threads to be had (a process or cgroup limit): those running do the work.
+  }
   work();
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);

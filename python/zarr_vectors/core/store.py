@@ -14,7 +14,7 @@ import zarr
 import zarr.storage
 
 from .._convert import store_url
-from ..errors import InvalidInputError, StoreNotFoundError
+from ..errors import CorruptStoreError, InvalidInputError, StoreNotFoundError
 
 _PENDING_ROOT = {"zarr_format": 3, "node_type": "group", "attributes": {"zvf_pending": True}}
 
@@ -58,6 +58,16 @@ def _is_s3(url: str) -> bool:
     return url[:5].lower() == "s3://"
 
 
+def _open_group(store: Any, mode: str, url: str) -> zarr.Group:
+    """zarr.open_group, with a root document that does not parse as a group
+    reported as the package's CorruptStoreError (zarr raises JSONDecodeError,
+    or ContainsArrayError when it is an array's)."""
+    try:
+        return zarr.open_group(store=store, mode=mode)
+    except (ValueError, zarr.errors.ContainsArrayError) as e:
+        raise CorruptStoreError(f"{url}/zarr.json is not a readable group document: {e}") from e
+
+
 def open_store(path: Any, mode: str = "r") -> zarr.Group:
     """Open a ZV store as a real :class:`zarr.Group`.
 
@@ -95,7 +105,7 @@ def open_store(path: Any, mode: str = "r") -> zarr.Group:
             json.dump(_PENDING_ROOT, f)
         os.replace(tmp, root_key)
     store = zarr.storage.LocalStore(url, read_only=(mode == "r"))
-    return zarr.open_group(store=store, mode=mode)
+    return _open_group(store, mode, url)
 
 
 def _parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
@@ -166,7 +176,7 @@ def _open_s3(url: str, mode: str) -> zarr.Group:
     store = zarr.storage.FsspecStore(async_fs, read_only=(mode == "r"), path=root)
     _S3_URLS[id(store)] = url
     weakref.finalize(store, _S3_URLS.pop, id(store), None)
-    return zarr.open_group(store=store, mode=mode)
+    return _open_group(store, mode, url)
 
 
 def store_path(root: Any) -> str:

@@ -100,6 +100,8 @@ def build_pyramid(
             index, count = (int(x) for x in part)
         except (TypeError, ValueError):
             raise InvalidInputError(f"part must be (index, count), got {part!r}") from None
+        if count < 1 or not 0 <= index < count:
+            raise InvalidInputError(f"part {part!r} must be (index, count) with count >= 1 and 0 <= index < count")
     return _zvf.build_pyramid(
         store_url(path), pairs, scales, red, bool(overwrite), index, count, bool(finalise_parts),
         threads_count(threads), progress,
