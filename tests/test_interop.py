@@ -16,6 +16,7 @@ import pytest
 import zarr
 
 from helpers import (
+    all_of,
     assert_same_multiset,
     bbox_mask,
     chunk_keys,
@@ -336,3 +337,70 @@ def test_multiset_helper_detects_differences(rng):
     assert "row counts differ" in multiset_difference(extra, points)
     # dtype change.
     assert "dtype" in multiset_difference((points[0].astype(np.float64), points[1]), points)
+
+
+def test_reference_attributes_we_cannot_decode_do_not_lock_the_store(zv, reference, rng, store_path):
+    # The reference also writes bool and float16 attributes, and string attributes
+    # as dictionary codes with their categories. We decode the dictionary (as the
+    # reference's reader does), leave out what we cannot read with a warning, and
+    # refuse only when such an attribute is asked for by name.
+    positions = uniform_points(rng, 3000, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
+    attrs = {
+        "f": rng.standard_normal(3000).astype(np.float32),
+        "flag": rng.random(3000) > 0.5,
+        "half": rng.random(3000).astype(np.float16),
+        "gene": np.array(["a", "bb", "c"])[rng.integers(0, 3, 3000)],
+    }
+    reference.write(store_path, positions, chunk_shape=(250.0,) * 3, bin_shape=(125.0,) * 3, attributes=attrs)
+    with pytest.warns(UserWarning, match=all_of("'flag' \\(dtype 'bool'\\)", "'half' \\(dtype 'float16'\\)")):
+        ours = zv.read_points(str(store_path))
+    assert sorted(ours["attributes"]) == ["f", "gene"]
+    theirs = reference.read(store_path, attrs=["f", "gene"])
+    assert_same_multiset((np.asarray(ours["positions"]), ours["attributes"]), theirs, "reference store, decodable attributes")
+    assert set(np.unique(ours["attributes"]["gene"])) == {"a", "bb", "c"}
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("'flag'", "bool", "cannot read")):
+        zv.read_points(str(store_path), attributes=["flag"])
+    notes = {a["name"]: a["note"] for a in zv.package.store_info(str(store_path))["attributes"]}
+    assert notes["gene"] == "dictionary: 3 categories" and "bool" in notes["flag"] and notes["f"] == ""
+    from zarr_vectors.validate import validate
+
+    report = validate(str(store_path), level=5)
+    assert report.ok, [f.message for f in report.findings]
+
+
+_REFERENCE_LAYOUTS = """
+import sys, numpy as np
+from zarr_vectors.types.points import write_points
+rng = np.random.default_rng(3)
+p = rng.uniform(0, 1000, (3000, 3)).astype(np.float32)
+if sys.argv[2] == "shard":
+    write_points(sys.argv[1], p, vertex_attributes={"f": rng.random(3000).astype(np.float32)},
+                 chunk_shape=(250.0,) * 3, bin_shape=(125.0,) * 3, shard_shape=2)
+else:
+    write_points(sys.argv[1], p, vertex_attributes={"g": rng.integers(0, 3, 3000).astype(np.int32)},
+                 chunk_shape=(250.0,) * 3, chunk_by_attribute="g")
+"""
+
+
+@pytest.mark.parametrize("layout,words", [("shard", "sharded"), ("by-attribute", "chunked by attribute")])
+def test_reference_layouts_we_do_not_read_are_named_unsupported(zv, zvf_cli, reference, store_path, layout, words):
+    # Valid ZV stores (the reference validator accepts them) that zvf does not
+    # read: an "unsupported" error (CLI exit 8), never "corrupt", and a validation
+    # that warns instead of calling them invalid.
+    import subprocess
+
+    from conftest import _subprocess_env
+    from zarr_vectors.validate import validate
+
+    proc = subprocess.run([str(reference.python), "-c", _REFERENCE_LAYOUTS, str(store_path), layout],
+                          env=_subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert reference.validate(store_path, level=5)["errors"] == []
+    with pytest.raises(zv.errors.UnsupportedStoreError, match=words):
+        zv.read_points(str(store_path))
+    assert issubclass(zv.errors.UnsupportedStoreError, NotImplementedError)
+    for args in (["info", str(store_path)], ["query", str(store_path), "-o", str(store_path) + ".csv"]):
+        cli = subprocess.run([zvf_cli, *args], capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 8 and words in cli.stderr, (args, cli.returncode, cli.stderr)
+    report = validate(str(store_path), level=5)
+    assert report.ok and any(words in f.message for f in report.findings), [f.message for f in report.findings]

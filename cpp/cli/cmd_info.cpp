@@ -63,7 +63,12 @@ void print_json(const Store& store, const std::optional<StoreInfo>& info, const 
     j["codec"] = info->codec;
     ojson attrs = ojson::array();
     for (const auto& at : info->attributes)
-      attrs.push_back({{"name", at.name}, {"dtype", dtype_name(at.dtype)}, {"row_shape", at.row_shape}});
+    {
+      ojson e = {{"name", at.name}, {"dtype", at.readable ? ojson(dtype_name(at.dtype)) : ojson(nullptr)},
+                 {"row_shape", at.row_shape}};
+      if (!at.note.empty()) e["note"] = at.note;
+      attrs.push_back(e);
+    }
     j["attributes"] = attrs;
     ojson levels = ojson::array();
     for (const auto& l : info->levels)
@@ -118,8 +123,10 @@ void print_text(const Store& store, const std::optional<StoreInfo>& info, const 
   if (info->attributes.empty()) std::cout << "attributes:  none\n";
   for (std::size_t i = 0; i < info->attributes.size(); ++i) {
     const auto& at = info->attributes[i];
-    std::cout << (i ? "             " : "attributes:  ") << at.name << "  " << dtype_name(at.dtype) << " "
-              << row_shape_text(at.row_shape) << "\n";
+    std::cout << (i ? "             " : "attributes:  ") << at.name << "  ";
+    if (at.readable) std::cout << dtype_name(at.dtype) << " " << row_shape_text(at.row_shape);
+    if (!at.note.empty()) std::cout << (at.readable ? "  " : "") << "(" << at.note << ")";
+    std::cout << "\n";
   }
   for (const auto& l : info->levels) {
     std::cout << "level " << l.level << ":     " << l.vertex_count << " vertices in " << l.nonempty_chunks

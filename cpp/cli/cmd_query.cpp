@@ -43,6 +43,14 @@ void run_query(const QueryArgs& a) {
     exec.progress = progress.callback();
     cloud = read_points(*store, options, exec);
   }
+  for (const auto& [name, why] : cloud.skipped)
+    std::cerr << "zvf: note: attribute '" << name << "' left out: it has " << why << ", which zvf cannot read\n";
+  for (const auto& [name, cats] : cloud.categories) {
+    std::string shown;
+    for (std::size_t i = 0; i < cats.size() && i < 8; ++i) shown += (i ? ", " : "") + cats[i];
+    std::cerr << "zvf: note: attribute '" << name << "' is dictionary-encoded: its values are codes 0.."
+              << cats.size() - 1 << " into [" << shown << (cats.size() > 8 ? ", ..." : "") << "]\n";
+  }
   if (out_format == FileFormat::Csv) {
     write_csv(a.output, cloud);
     std::cout << "wrote " << cloud.positions.rows << " points to " << a.output << "\n";

@@ -31,6 +31,7 @@ int exit_code(zvf::Error::Code code) {
     case C::Corrupt: return 5;
     case C::Conflict: return 6;
     case C::IO: return 7;
+    case C::Unsupported: return 8;
   }
   return kExitOther;
 }
@@ -47,6 +48,7 @@ const char* kFooter =
     "  5  corrupt store: bytes or metadata on disk do not decode\n"
     "  6  conflict: partitions disagree, overlap or are incomplete; the store already exists\n"
     "  7  I/O error: the filesystem or object store failed (after retries)\n"
+    "  8  unsupported: the store uses a ZV feature zvf does not read (sharding, attribute chunks)\n"
     "Errors are printed to stderr as 'zvf: error: <message>'. Progress is shown on stderr\n"
     "only when it is a terminal.\n\n"
     "Environment:\n"

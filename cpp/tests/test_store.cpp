@@ -162,8 +162,13 @@ TEST_F(PosixStoreTest, OverlongNameIsIOError) {
 
 TEST_F(PosixStoreTest, SetBelowAFileIsIOError) {
   store_.set("f", std::string("v"));
-  expect_error([&] { store_.set("f/g", std::string("v")); }, Error::Code::IO, {"'f/g'"});
+  expect_error([&] { store_.set("f/g", std::string("v")); }, Error::Code::IO, {"'f/g'", "/f is a file, not a directory"});
   EXPECT_EQ(str(*store_.get("f")), "v");
+  // A store path that is a file: the message names it.
+  const std::string file = store_.describe() + "/f";
+  PosixStore at_file(file);
+  expect_error([&] { at_file.set("0/vertices/c/0/0/0", std::string("v")); }, Error::Code::IO,
+               {file + " is a file, not a directory"});
 }
 
 TEST_F(PosixStoreTest, RootCreatedOnDemand) {

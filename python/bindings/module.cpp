@@ -28,6 +28,7 @@ py::object error_class(Error::Code code) {
     case Error::Code::Corrupt: name = "CorruptStoreError"; break;
     case Error::Code::Conflict: name = "PartitionConflictError"; break;
     case Error::Code::IO: name = "StoreIOError"; break;
+    case Error::Code::Unsupported: name = "UnsupportedStoreError"; break;
   }
   return py::module_::import("zarr_vectors.errors").attr(name);
 }
@@ -199,9 +200,12 @@ PYBIND11_MODULE(_zvf, m) {
           auto store = open_store_url(url);
           pc = read_points(*store, opt, Exec{threads, {}});
         }
-        py::dict attrs;
+        py::dict attrs, categories;
         for (auto& [name, arr] : pc.attributes) attrs[py::str(name)] = to_numpy(std::move(arr));
-        return py::make_tuple(to_numpy(std::move(pc.positions)), attrs);
+        for (const auto& [name, cats] : pc.categories) categories[py::str(name)] = py::cast(cats);
+        py::list skipped;
+        for (const auto& [name, why] : pc.skipped) skipped.append(py::make_tuple(name, why));
+        return py::make_tuple(to_numpy(std::move(pc.positions)), attrs, categories, skipped);
       },
       py::arg("url"), py::arg("level") = 0, py::arg("bbox") = py::none(), py::arg("attributes") = py::none(),
       py::arg("threads") = 0);
@@ -363,8 +367,9 @@ PYBIND11_MODULE(_zvf, m) {
     }
     py::list attrs, levels;
     for (const auto& a : info.attributes)
-      attrs.append(py::dict(py::arg("name") = a.name, py::arg("dtype") = dtype_name(a.dtype),
-                            py::arg("row_shape") = py::tuple(py::cast(a.row_shape))));
+      attrs.append(py::dict(py::arg("name") = a.name,
+                            py::arg("dtype") = a.readable ? py::object(py::str(dtype_name(a.dtype))) : py::none(),
+                            py::arg("row_shape") = py::tuple(py::cast(a.row_shape)), py::arg("note") = a.note));
     for (const auto& l : info.levels)
       levels.append(py::dict(py::arg("level") = l.level, py::arg("vertex_count") = l.vertex_count,
                              py::arg("chunk_shape") = py::tuple(py::cast(l.chunk_shape)),

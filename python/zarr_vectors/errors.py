@@ -30,6 +30,11 @@ class StoreIOError(ZvfError, OSError):
     """The filesystem or the network failed."""
 
 
+class UnsupportedStoreError(ZvfError, NotImplementedError):
+    """A valid ZV store that uses a feature zvf does not read (the reference's
+    sharded or attribute-chunked stores)."""
+
+
 __all__ = [
     "ZvfError",
     "InvalidInputError",
@@ -37,4 +42,5 @@ __all__ = [
     "CorruptStoreError",
     "PartitionConflictError",
     "StoreIOError",
+    "UnsupportedStoreError",
 ]

@@ -14,6 +14,7 @@ class Error : public std::runtime_error {
     Corrupt,          // bytes on disk do not decode (truncated cell, bad magic, bad JSON)
     Conflict,         // partitions disagree, overlap, or are incomplete
     IO,               // the filesystem or network failed
+    Unsupported,      // a valid store that uses a ZV feature zvf does not implement (sharding, ...)
   };
   Error(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
   Code code() const noexcept { return code_; }

@@ -105,6 +105,12 @@ struct ReadOptions {
 struct PointCloud {
   OwnedArray positions;
   std::vector<std::pair<std::string, OwnedArray>> attributes;
+  // Dictionary-encoded attributes (the reference's string attributes): their
+  // values are codes into these categories.
+  std::map<std::string, std::vector<std::string>> categories;
+  // Attributes of the level left out of an all-attributes read because zvf cannot
+  // decode them (a dtype such as bool or float16, an unknown encoding): name, why.
+  std::vector<std::pair<std::string, std::string>> skipped;
 };
 
 // Reads a level, pruning chunks and bins by bbox. Throws Error(NotFound) for a
@@ -115,6 +121,8 @@ struct AttributeInfo {
   std::string name;
   DType dtype;
   std::vector<std::int64_t> row_shape;  // [] for (N,), [C] for (N, C)
+  std::string note;      // "dictionary: 3 categories", or why zvf cannot read it
+  bool readable = true;  // false: reads leave it out (dtype is then meaningless)
 };
 
 struct LevelInfo {

@@ -16,15 +16,39 @@ json require_json(const Store& store, const std::string& key, const std::string&
   return *j;
 }
 
-ArrayMeta read_array(const Store& store, const std::string& path, std::size_t ndim) {
+ArrayMeta read_array(const Store& store, const std::string& path, std::size_t ndim, bool attribute = false) {
   json j = require_json(store, path + "/zarr.json", "array metadata");
+  if (j.contains("codecs") && j["codecs"].is_array() && !j["codecs"].empty() && j["codecs"][0].is_object() &&
+      j["codecs"][0].value("name", "") == "sharding_indexed")
+    fail(Error::Code::Unsupported, store.describe() + "/" + path +
+                                       " is sharded (codec 'sharding_indexed', the reference's shard_shape), "
+                                       "which zvf does not read");
   ArrayMeta a;
   a.path = path;
   try {
     const json& at = j.at("attributes");
     a.codec = CodecSpec::from_json(j.at("codecs"));
     a.shape = j.at("shape").get<std::vector<std::int64_t>>();
-    if (at.contains("dtype")) a.dtype = dtype_from_name(at["dtype"].get<std::string>());
+    if (at.contains("dtype")) {
+      const std::string name = at["dtype"].get<std::string>();
+      if (!attribute) {
+        a.dtype = dtype_from_name(name);
+      } else {
+        // An attribute zvf cannot decode is left out of reads, not fatal for the store.
+        try {
+          a.dtype = dtype_from_name(name);
+        } catch (const Error&) {
+          a.dtype = DType::U8;
+          a.unsupported = "dtype '" + name + "'";
+        }
+        const std::string enc = at.contains("encoding") && at["encoding"].is_string() ? at["encoding"].get<std::string>() : "raw";
+        if (enc == "dictionary" && at.contains("categories") && at["categories"].is_array()) {
+          for (const auto& c : at["categories"]) a.categories.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+        } else if (enc != "raw" && a.unsupported.empty()) {
+          a.unsupported = "encoding '" + enc + "'";
+        }
+      }
+    }
     a.origin = at.contains("chunk_grid_origin") ? at["chunk_grid_origin"].get<ChunkCoord>() : ChunkCoord(ndim, 0);
     if (at.contains("row_shape") && !at["row_shape"].empty()) {
       a.one_d = false;
@@ -93,6 +117,12 @@ LevelView open_level(const Store& store, int level) {
                                    : "none";
     const bool shared = l.contains("shared_fragments") && l["shared_fragments"].is_boolean() &&
                         l["shared_fragments"].get<bool>();
+    if (l.contains("chunk_attribute_name") && !l["chunk_attribute_name"].is_null())
+      fail(Error::Code::Unsupported,
+           store.describe() + " level " + std::to_string(level) + " is chunked by attribute " +
+               l["chunk_attribute_name"].dump() +
+               " (the reference's chunk_by_attribute): its chunk keys lead with an attribute bin, which zvf "
+               "does not read");
     lv.bin_fragments = (method == "none" || method == "bin_mean") && !shared;
     if (l.contains("chunk_shape") && !l["chunk_shape"].is_null()) chunk = l["chunk_shape"].get<std::vector<double>>();
     if (level > 0) {
@@ -118,7 +148,7 @@ LevelView open_level(const Store& store, int level) {
   lv.fragments = read_array(store, base + "/vertex_fragments", lv.ndim);
   for (const auto& name : store.list_dir(base + "/vertex_attributes")) {
     if (name == "zarr.json" || !store.exists(base + "/vertex_attributes/" + name + "/zarr.json")) continue;
-    lv.attrs.emplace_back(name, read_array(store, base + "/vertex_attributes/" + name, lv.ndim));
+    lv.attrs.emplace_back(name, read_array(store, base + "/vertex_attributes/" + name, lv.ndim, /*attribute=*/true));
   }
   return lv;
 }

@@ -19,6 +19,10 @@ struct ArrayMeta {
   ChunkCoord origin;
   std::vector<std::int64_t> shape;
   std::optional<std::vector<std::string>> nonempty;
+  // Attributes only: why zvf cannot decode it (empty if it can), and the
+  // categories of a dictionary-encoded one.
+  std::string unsupported;
+  std::vector<std::string> categories;
   std::size_t row_bytes(std::size_t ndim_if_vertices = 0) const {
     return (ndim_if_vertices ? ndim_if_vertices : cols) * dtype_size(dtype);
   }

@@ -75,6 +75,9 @@ Plan make_plan(const Store& store, const PyramidOptions& opt) {
     if (name == kCountAttr)
       fail(Error::Code::Conflict, "level 0 has an attribute named 'count', which coarse levels use for the number of "
                                   "points per metavertex; rename the attribute to build a pyramid");
+    // Attributes zvf cannot decode, and dictionary codes (whose categories coarse
+    // levels would not record), stay on level 0.
+    if (!a.unsupported.empty() || !a.categories.empty()) continue;
     Reduction r = is_float(a.dtype) ? Reduction::Mean : Reduction::Mode;
     if (auto it = opt.reductions.find(name); it != opt.reductions.end()) {
       r = it->second;

@@ -208,11 +208,22 @@ PointCloud read_points(const Store& store, const ReadOptions& opt, const Exec& e
         invalid("attribute '" + name + "' is not in level " + std::to_string(opt.level) + " of " + store.describe() +
                 " (attributes: " + (have.empty() ? "none" : have) + ")");
       }
+      if (!it->second.unsupported.empty())
+        invalid("attribute '" + name + "' of " + store.describe() + " has " + it->second.unsupported +
+                ", which zvf cannot read; leave it out of attributes=[...] (--attrs)");
       want.push_back(&*it);
     }
   } else {
-    for (const auto& a : lv.attrs) want.push_back(&a);
+    for (const auto& a : lv.attrs)
+      if (a.second.unsupported.empty()) want.push_back(&a);
   }
+  auto annotate = [&](PointCloud& pc) {
+    for (const auto* w : want)
+      if (!w->second.categories.empty()) pc.categories[w->first] = w->second.categories;
+    if (!opt.attributes)
+      for (const auto& a : lv.attrs)
+        if (!a.second.unsupported.empty()) pc.skipped.emplace_back(a.first, a.second.unsupported);
+  };
 
   std::vector<ChunkCoord> chunks = level_chunks(store, lv);
   if (opt.bbox) {
@@ -225,6 +236,7 @@ PointCloud read_points(const Store& store, const ReadOptions& opt, const Exec& e
   if (!opt.bbox && store.sizes_are_cheap() && uncompressed(lv, want)) {
     PointCloud pc;
     read_in_place(store, lv, chunks, want, threads, exec, pc);
+    annotate(pc);
     return pc;
   }
   // Two passes, so that every byte is copied once after the store hands it over:
@@ -302,6 +314,7 @@ PointCloud read_points(const Store& store, const ReadOptions& opt, const Exec& e
     }
     p = ChunkRead{};  // free the cells as soon as they are copied
   });
+  annotate(pc);
   return pc;
 }
 
@@ -319,7 +332,9 @@ StoreInfo store_info(const Store& store) {
       for (const auto& [name, a] : lv.attrs) {
         std::vector<std::int64_t> row;
         if (!a.one_d) row.push_back(static_cast<std::int64_t>(a.cols));
-        info.attributes.push_back({name, a.dtype, row});
+        std::string note = a.unsupported.empty() ? std::string() : "not readable by zvf: " + a.unsupported;
+        if (!a.categories.empty()) note = "dictionary: " + std::to_string(a.categories.size()) + " categories";
+        info.attributes.push_back({name, a.dtype, row, note, a.unsupported.empty()});
       }
       try {
         info.bounds = {zv.at("bounds").at(0).get<std::vector<double>>(), zv.at("bounds").at(1).get<std::vector<double>>()};

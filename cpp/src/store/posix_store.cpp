@@ -35,7 +35,16 @@ constexpr const char* kTmpSuffix = ".zvftmp";
 std::string errno_text(int err) { return std::strerror(err); }
 
 [[noreturn]] void io_fail(const std::string& what, const std::string& key, const std::string& path, int err) {
-  fail(Error::Code::IO, what + " key '" + key + "' (" + path + "): " + errno_text(err));
+  std::string why = errno_text(err);
+  if (err == ENOTDIR) {  // name the file that stands where a directory should be (say, the store path itself)
+    std::error_code ec;
+    for (fs::path p = fs::path(path).parent_path(); !p.empty() && p != p.parent_path(); p = p.parent_path())
+      if (fs::exists(p, ec) && !fs::is_directory(p, ec)) {
+        why += ": " + p.string() + " is a file, not a directory";
+        break;
+      }
+  }
+  fail(Error::Code::IO, what + " key '" + key + "' (" + path + "): " + why);
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {

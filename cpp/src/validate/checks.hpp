@@ -33,6 +33,7 @@ struct LevelState {
   bool metadata_ok = false; // level 2 found nothing wrong with its group metadata
   LevelGrid grid;
   bool fragments_tile = false;
+  bool unsupported = false;  // chunked by attribute: valid ZV, but its cells go unchecked
   std::optional<std::uint64_t> vertex_count;  // as the level metadata states it
   // Filled by level 3:
   std::optional<std::uint64_t> rows;          // vertices counted in the cells

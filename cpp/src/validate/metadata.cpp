@@ -142,6 +142,11 @@ void check_level(Checker& c, LevelState& l) {
       c.error(key, "object_sparsity = " + s.dump() + ", must be in (0, 1]");
   }
   l.fragments_tile = lv.contains("fragments_tile") && lv["fragments_tile"].is_boolean() && lv["fragments_tile"].get<bool>();
+  if (lv.contains("chunk_attribute_name") && !lv["chunk_attribute_name"].is_null()) {
+    l.unsupported = true;
+    c.warn(key, "chunked by attribute " + lv["chunk_attribute_name"].dump() +
+                    " (the reference's chunk_by_attribute), which zvf does not read: its cells were not checked");
+  }
 
   // The level's chunk: root's, or a per-level override (ZV 0.7+) that must nest
   // the root grid. Its bin: the base bin at level 0, twice the NGFF translation above.

@@ -7,6 +7,7 @@ unless ``threads`` says otherwise.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from .._convert import (
     store_url,
     threads_count,
 )
-from ..errors import InvalidInputError
+from ..errors import CorruptStoreError, InvalidInputError
 
 Progress = Callable[[int, int], None]
 
@@ -162,9 +163,12 @@ def read_points(
     (the reference reads none by default); pass a list to choose.
 
     Returns a dict with ``positions`` (N, D), ``attributes`` ({name: array})
-    and ``vertex_count``.
+    and ``vertex_count``. Dictionary-encoded attributes (the reference's string
+    attributes) come back decoded, as arrays of their categories. Attributes of a
+    dtype zvf cannot read (the reference also writes bool and float16) are left
+    out of an all-attributes read with a warning; naming one is an error.
     """
-    if not isinstance(level, (int, np.integer)) or level < 0:
+    if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or level < 0:
         raise InvalidInputError(f"level must be a non-negative int, got {level!r}")
     bbox_pair = None
     if bbox is not None:
@@ -177,9 +181,18 @@ def read_points(
         if isinstance(attributes, str) or not all(isinstance(a, str) for a in attributes):
             raise InvalidInputError(f"attributes must be a list of names, got {attributes!r}")
         attributes = list(attributes)
-    positions, attrs = _zvf.read_points(
+    positions, attrs, categories, skipped = _zvf.read_points(
         store_url(path), int(level), bbox_pair, attributes, threads_count(threads)
     )
+    for name, cats in categories.items():
+        codes = attrs[name]
+        if codes.size and int(codes.max()) >= len(cats):
+            raise CorruptStoreError(
+                f"attribute {name!r} holds code {int(codes.max())}, beyond its {len(cats)} categories")
+        attrs[name] = np.asarray(cats)[codes]
+    if skipped:
+        warnings.warn("read_points left out attribute(s) zvf cannot read: "
+                      + ", ".join(f"{name!r} ({why})" for name, why in skipped), stacklevel=2)
     return {"positions": positions, "attributes": attrs, "vertex_count": len(positions)}
 
 
