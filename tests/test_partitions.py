@@ -529,3 +529,56 @@ def test_two_runs_of_one_partition_at_once_are_never_published(zv, rng, tmp_path
                               x_range=(0.0, 1250.0))
     zv.finalise(str(store_path))
     assert_same_multiset(read_ours(zv, store_path), third, "the run after the voided pair")
+
+
+_KILLED_RERUN = textwrap.dedent(
+    """
+    import os, signal, sys, numpy as np
+    from zarr_vectors.types.points import write_points_partition
+    data = np.load(sys.argv[2])
+    def progress(done, total):
+        if done > total // 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    write_points_partition(sys.argv[1], data["positions"], chunk_shape=(250., 250., 250.),
+                           bin_shape=(125., 125., 125.), attributes={"a": data["attr_a"]},
+                           x_range=(0.0, 1250.0), progress=progress)
+    """
+)
+
+
+def test_rerun_into_a_finalised_store_changes_nothing_until_finalised(zv, rng, tmp_path, store_path):
+    # A re-run into a published store stages all of its chunks, so readers see the
+    # published data until finalisation merges the new run; a re-run killed
+    # halfway leaves the store exactly as it was (it used to leave a mix of the
+    # two runs' cells, unreadable or silently wrong).
+    from zarr_vectors.validate import validate
+
+    def points(n):
+        p = x_points(rng, n)
+        return p[0], {"a": rng.integers(0, 9, n).astype(np.int32)}
+
+    old, new = points(5000), points(7000)
+    zv.write_points_partition(str(store_path), old[0], chunk_shape=CHUNK, bin_shape=BIN, attributes=old[1],
+                              x_range=(0.0, 1250.0))
+    zv.finalise(str(store_path))
+    published = tree_digest(store_path)
+    npz = tmp_path / "new.npz"
+    np.savez(npz, positions=new[0], attr_a=new[1]["a"])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_RERUN, str(store_path), str(npz)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert_same_multiset(read_ours(zv, store_path), old, "the published store after a killed re-run")
+    assert validate(str(store_path), level=4).ok
+    # A complete re-run is not visible either until finalisation.
+    summary = zv.write_points_partition(str(store_path), new[0], chunk_shape=CHUNK, bin_shape=BIN,
+                                        attributes=new[1], x_range=(0.0, 1250.0))
+    assert summary["chunks_in_place"] == 0 and summary["chunks_staged"] > 0, summary
+    after_run = tree_digest(store_path)
+    assert {k: v for k, v in after_run.items() if not k.startswith(".zvf/")} == published, \
+        diff_trees(published, after_run)
+    assert_same_multiset(read_ours(zv, store_path), old, "the published store before finalising the re-run")
+    zv.finalise(str(store_path))
+    assert_same_multiset(read_ours(zv, store_path), new, "the store after finalising the re-run")
+    assert validate(str(store_path), level=4).ok

@@ -271,10 +271,14 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   // 3. Rebuild boundary cells from pieces.
   std::set<std::string> rebuild;
   for (const auto& r : pending) rebuild.insert(r.staged.begin(), r.staged.end());
+  // A re-run's old cells are rebuilt too: without the points inside its range
+  // (all of them, for a cell it had in place) plus its new pieces. A re-run into a
+  // finalised store stages everything, so this is where its old cells change.
   if (ledger)
     for (const auto& id : rerun) {
-      const auto& old = ledger->partitions.at(id).staged;
-      rebuild.insert(old.begin(), old.end());
+      const auto& old = ledger->partitions.at(id);
+      rebuild.insert(old.staged.begin(), old.staged.end());
+      rebuild.insert(old.in_place.begin(), old.in_place.end());
     }
   // A cell a partition now writes in place lies wholly inside its range, so no
   // other partition contributes to it: it is final as written, never rebuilt.

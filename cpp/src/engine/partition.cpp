@@ -6,7 +6,11 @@
 //  2. delete our old manifest (from now on we are incomplete), write started.json
 //     with a fresh run id, clear our old staged pieces;
 //  3. write chunks wholly inside the range in place, stage the others as pieces;
-//  4. delete in-place cells a previous run of ours wrote that this run did not;
+//     in a store already finalised, stage every chunk: readers keep seeing the
+//     published cells until finalisation merges the pieces (a run killed here
+//     leaves the published store as it was);
+//  4. delete in-place cells a previous run of ours wrote that this run did not
+//     (in a finalised store, finalisation does that when it merges);
 //  5. write manifest.json last, atomically and synced: we are complete. Unless
 //     started.json no longer holds our run id: another run of this partition (a
 //     duplicated or requeued task) started while we wrote, and the two runs' cells
@@ -135,9 +139,10 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
   CellLayout cl = rec.layout.cells();
   SortedPoints groups = sort_points(in, cl, threads);
   clock.mark("sort");
+  const bool published = root_is_zv;
   std::vector<char> in_place(groups.chunks.size());
   for (std::size_t k = 0; k < groups.chunks.size(); ++k) {
-    in_place[k] = chunk_inside(in.grid, groups.chunks[k], range, rec.origin);
+    in_place[k] = !published && chunk_inside(in.grid, groups.chunks[k], range, rec.origin);
     (in_place[k] ? rec.in_place : rec.staged).push_back(dotted_key(groups.chunks[k]));
   }
   const std::vector<std::size_t> order = directory_spread_order(groups.chunks);
@@ -169,8 +174,9 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
     const auto& old = ledger->partitions.at(rec.id).in_place;
     stale_keys.insert(stale_keys.end(), old.begin(), old.end());
   }
-  for (const auto& key : stale_keys)
-    if (!now.count(key)) erase_cells(store, cl, parse_dotted_key(key, nd), rec.origin);
+  if (!published)
+    for (const auto& key : stale_keys)
+      if (!now.count(key)) erase_cells(store, cl, parse_dotted_key(key, nd), rec.origin);
 
   const std::string manifest = dir + "/manifest.json";
   auto refuse_if_not_ours = [&] {
