@@ -466,3 +466,25 @@ def test_nan_range_is_named_as_nan(zv, rng, store_path):
     with pytest.raises(zv.errors.InvalidInputError, match=all_of("z_range", "NaN")):
         zv.write_points_partition(str(store_path), positions, z_range=(float("nan"), 330.0), **kw)
     _assert_wrote_nothing(store_path, None)
+
+
+def test_progress_must_be_callable_and_allow_gaps_a_bool(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("progress", r"\b5\b")):
+        zv.write_points(str(store_path), positions, progress=5, **kw)
+    _assert_wrote_nothing(store_path, None)
+    zv.write_points_partition(str(store_path), positions, x_range=(0.0, 1000.0), **kw)
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("allow_gaps", "'no'")):
+        zv.finalise(str(store_path), allow_gaps="no")
+    assert not (store_path / "zarr.json").exists()
+
+
+def test_finalise_of_a_one_shot_store_reports_what_it_holds(zv, rng, store_path):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    zv.write_points(str(store_path), positions, **kw)
+    before = tree_digest(store_path)
+    report = zv.finalise(str(store_path))
+    assert report["vertex_count"] == N and report["chunk_count"] > 0 and not report["changed"], report
+    assert tree_digest(store_path) == before

@@ -140,3 +140,15 @@ def threads_count(threads: Any) -> int:
         raise InvalidInputError(
             f"threads must be an int from 0 to {MAX_THREADS} (0 = the CPUs this process may use), got {threads!r}")
     return threads
+
+
+def progress_callback(progress: Any) -> Any:
+    if progress is not None and not callable(progress):
+        raise InvalidInputError(f"progress must be a callable(done, total) or None, got {progress!r}")
+    return progress
+
+
+def flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)

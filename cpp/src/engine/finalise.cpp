@@ -182,6 +182,10 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
         // A wrong partition deleted with nothing left to merge: its cells still go.
         report.orphans_removed = sweep_orphans(store, ledger->layout, keys, ledger->origin, staged, threads).size();
         report.changed = report.orphans_removed > 0;
+      } else {  // written in one go: nothing to merge, report what it holds
+        const LevelView lv = open_level(store, 0);
+        report.vertex_count = lv.vertex_count;
+        report.chunk_count = level_chunks(store, lv).size();
       }
       if (!staged.empty()) store.erase_prefix(kStaging);  // leftovers of a run that crashed after step 4
       return report;

@@ -7,7 +7,7 @@ from typing import Any
 import zarr
 
 from .. import _zvf
-from .._convert import threads_count
+from .._convert import flag, threads_count
 from .store import store_path
 
 
@@ -27,7 +27,7 @@ def finalise(path: Any, *, allow_gaps: bool = False, threads: int | None = None)
     ``chunk_count``, ``bounds``, ``gaps``, ``pyramid_dropped`` and
     ``orphans_removed`` (cell files deleted).
     """
-    return _zvf.finalise(store_path(path), bool(allow_gaps), threads_count(threads))
+    return _zvf.finalise(store_path(path), flag(allow_gaps, "allow_gaps"), threads_count(threads))
 
 
 def write_multiscale_metadata(root: Any) -> list[dict[str, Any]]:

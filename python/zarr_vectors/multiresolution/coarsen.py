@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import _zvf
-from .._convert import box, store_url, threads_count
+from .._convert import box, progress_callback, store_url, threads_count
 from ..errors import InvalidInputError
 
 
@@ -104,7 +104,7 @@ def build_pyramid(
             raise InvalidInputError(f"part {part!r} must be (index, count) with count >= 1 and 0 <= index < count")
     return _zvf.build_pyramid(
         store_url(path), pairs, scales, red, bool(overwrite), index, count, bool(finalise_parts),
-        threads_count(threads), progress,
+        threads_count(threads), progress_callback(progress),
     )
 
 

@@ -20,6 +20,7 @@ from .._convert import (
     compressor_name,
     pair,
     positions_array,
+    progress_callback,
     shape_tuple,
     store_url,
     threads_count,
@@ -81,7 +82,7 @@ def write_points(
     bounds_pair = None if bounds is None else box(bounds, "bounds", ndim)
     return _zvf.write_points(
         store_url(path), pos, attrs, chunk, shape_tuple(bin_shape, "bin_shape"), bounds_pair,
-        compressor_name(compressor), threads_count(threads), progress,
+        compressor_name(compressor), threads_count(threads), progress_callback(progress),
     )
 
 
@@ -144,7 +145,7 @@ def write_points_partition(
         )
     return _zvf.write_points_partition(
         store_url(path), pos, attrs, chunk, shape_tuple(bin_shape, "bin_shape"), lo, hi,
-        compressor_name(compressor), threads_count(threads), progress,
+        compressor_name(compressor), threads_count(threads), progress_callback(progress),
     )
 
 
