@@ -76,6 +76,18 @@ def _case_attr_str(kw):
     return all_of("label", r"(?i:<U1|str|unicode|dtype)")
 
 
+def _case_attr_bool_byte(kw):
+    raw = np.zeros(N, dtype=np.uint8)
+    raw[17] = 2  # numpy views any byte as bool; stored, it would not read back as True
+    kw["attributes"]["flag"] = raw.view(np.bool_)
+    return all_of("'flag'", "bool", r"\bbyte 2\b", r"\brow 17\b")
+
+
+def _case_positions_float16(kw):
+    kw["positions"] = kw["positions"].astype(np.float16)  # float16 is an attribute dtype only
+    return all_of("positions", "float16", "float32 or float64")
+
+
 def _case_chunk_zero(kw):
     kw["chunk_shape"] = (250.0, 0.0, 250.0)
     kw["bin_shape"] = None
@@ -139,6 +151,8 @@ COMMON_CASES = {
     "positions-int32": _case_int_positions,
     "attribute-length": _case_attr_length,
     "attribute-3d": _case_attr_3d,
+    "attribute-bool-byte": _case_attr_bool_byte,
+    "positions-float16": _case_positions_float16,
     "attribute-object": _case_attr_object,
     "attribute-str": _case_attr_str,
     "chunk-zero": _case_chunk_zero,

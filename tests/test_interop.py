@@ -339,33 +339,101 @@ def test_multiset_helper_detects_differences(rng):
     assert "dtype" in multiset_difference((points[0].astype(np.float64), points[1]), points)
 
 
+def test_bool_and_float16_attributes_cross_both_ways(zv, zvf_cli, reference, rng, tmp_path):
+    # The reference writes bool and float16 attributes; we write and read both,
+    # bit for bit, and each side's reader and validator accepts the other's store.
+    positions = uniform_points(rng, 3000, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
+    half = rng.standard_normal(3000).astype(np.float16)
+    half[:4] = [np.inf, -0.0, 6.1e-5, 65504.0]  # infinity, signed zero, a subnormal, the largest half
+    attrs = {"flag": rng.random(3000) > 0.5, "half": half}
+    ours, theirs = tmp_path / "ours.zarr", tmp_path / "theirs.zarr"
+    zv.write_points(str(ours), positions, chunk_shape=CHUNK3, bin_shape=BIN3, attributes=attrs)
+    reference.write(theirs, positions, chunk_shape=CHUNK3, bin_shape=BIN3, attributes=attrs)
+
+    assert_same_multiset(reference.read(ours), (positions, attrs), "reference read of our bool/float16 store")
+    assert_valid(reference, ours, level=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is left out any more
+        got = read_ours(zv, str(theirs))
+    assert got[1]["flag"].dtype == np.bool_ and got[1]["half"].dtype == np.float16
+    assert_same_multiset(got, (positions, attrs), "our read of the reference's bool/float16 store")
+    from zarr_vectors.validate import validate
+
+    report = validate(str(theirs), level=5)
+    assert report.ok and not report.findings, [f.message for f in report.findings]
+    info = {a["name"]: a for a in zv.package.store_info(str(theirs))["attributes"]}
+    assert (info["flag"]["dtype"], info["half"]["dtype"]) == ("bool", "float16")
+    assert info["flag"]["note"] == info["half"]["note"] == ""
+
+    # The CLI writes them as 0/1 and as the shortest decimal that reads back as
+    # the same float16, so its CSV round-trips through --attr-dtype.
+    out = tmp_path / "q.csv"
+    import subprocess
+
+    subprocess.run([zvf_cli, "query", str(theirs), "-o", str(out)], check=True, capture_output=True)
+    table = np.genfromtxt(out, delimiter=",", names=True)
+    assert set(np.unique(table["flag"])) == {0.0, 1.0}
+    csv_positions = np.stack([table[c] for c in "xyz"], axis=1).astype(np.float32)
+    csv_attrs = {"flag": table["flag"].astype(bool), "half": table["half"].astype(np.float16)}
+    assert_same_multiset((csv_positions, csv_attrs), (positions, attrs), "zvf query CSV of bool/float16")
+
+
 def test_reference_attributes_we_cannot_decode_do_not_lock_the_store(zv, reference, rng, store_path):
-    # The reference also writes bool and float16 attributes, and string attributes
-    # as dictionary codes with their categories. We decode the dictionary (as the
-    # reference's reader does), leave out what we cannot read with a warning, and
-    # refuse only when such an attribute is asked for by name.
+    # String attributes come as dictionary codes with their categories: we decode
+    # them, as the reference's reader does. An attribute of a dtype zvf does not
+    # know (here a hand-edited one) is left out of reads with a warning, and
+    # refused only when asked for by name.
     positions = uniform_points(rng, 3000, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
     attrs = {
         "f": rng.standard_normal(3000).astype(np.float32),
-        "flag": rng.random(3000) > 0.5,
-        "half": rng.random(3000).astype(np.float16),
+        "odd": rng.standard_normal(3000).astype(np.float32),
         "gene": np.array(["a", "bb", "c"])[rng.integers(0, 3, 3000)],
     }
     reference.write(store_path, positions, chunk_shape=(250.0,) * 3, bin_shape=(125.0,) * 3, attributes=attrs)
-    with pytest.warns(UserWarning, match=all_of("'flag' \\(dtype 'bool'\\)", "'half' \\(dtype 'float16'\\)")):
+    meta_path = store_path / "0" / "vertex_attributes" / "odd" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["attributes"]["dtype"] == "float32"
+    meta["attributes"]["dtype"] = "complex64"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="'odd' \\(dtype 'complex64'\\)"):
         ours = zv.read_points(str(store_path))
     assert sorted(ours["attributes"]) == ["f", "gene"]
     theirs = reference.read(store_path, attrs=["f", "gene"])
     assert_same_multiset((np.asarray(ours["positions"]), ours["attributes"]), theirs, "reference store, decodable attributes")
     assert set(np.unique(ours["attributes"]["gene"])) == {"a", "bb", "c"}
-    with pytest.raises(zv.errors.InvalidInputError, match=all_of("'flag'", "bool", "cannot read")):
-        zv.read_points(str(store_path), attributes=["flag"])
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("'odd'", "complex64", "cannot read")):
+        zv.read_points(str(store_path), attributes=["odd"])
     notes = {a["name"]: a["note"] for a in zv.package.store_info(str(store_path))["attributes"]}
-    assert notes["gene"] == "dictionary: 3 categories" and "bool" in notes["flag"] and notes["f"] == ""
-    from zarr_vectors.validate import validate
+    assert notes["gene"] == "dictionary: 3 categories" and "complex64" in notes["odd"] and notes["f"] == ""
 
-    report = validate(str(store_path), level=5)
-    assert report.ok, [f.message for f in report.findings]
+
+def test_cli_query_writes_string_attributes_as_their_categories(zv, zvf_cli, reference, rng, tmp_path):
+    # The reference stores string attributes as dictionary codes. `zvf query`
+    # writes the strings into CSV (quoted where CSV needs it), and the codes plus
+    # a categories list into NPY.
+    import csv
+    import subprocess
+
+    positions = uniform_points(rng, 500, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
+    names = np.array(["alpha", "b,c", 'say "hi"', "two\nlines"])
+    gene = names[rng.integers(0, len(names), 500)]
+    store = tmp_path / "theirs.zarr"
+    reference.write(store, positions, chunk_shape=(250.0,) * 3, bin_shape=(125.0,) * 3, attributes={"gene": gene})
+    out = tmp_path / "q.csv"
+    subprocess.run([zvf_cli, "query", str(store), "-o", str(out)], check=True, capture_output=True)
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    got_positions = np.array([[float(r[c]) for c in "xyz"] for r in rows], dtype=np.float32)
+    assert_same_multiset((got_positions, {"gene": np.array([r["gene"] for r in rows])}),
+                         (positions, {"gene": gene}), "zvf query CSV of a dictionary attribute")
+
+    proc = subprocess.run([zvf_cli, "query", str(store), "-o", str(tmp_path / "q.npy")],
+                          check=True, capture_output=True, text=True)
+    categories = json.loads((tmp_path / "q.gene.categories.json").read_text())
+    codes = np.load(tmp_path / "q.gene.npy")
+    assert_same_multiset((np.load(tmp_path / "q.npy"), {"gene": np.array(categories)[codes]}),
+                         (positions, {"gene": gene}), "zvf query NPY codes + categories")
+    assert "'gene'" in proc.stderr and "q.gene.categories.json" in proc.stderr, proc.stderr
 
 
 _REFERENCE_LAYOUTS = """

@@ -294,6 +294,39 @@ def test_levels_are_exact_bin_reductions(zv, cloud, fresh, reduction):
     assert_same_multiset(read_level(zv, path, 0), cloud, "level 0 after build_pyramid")
 
 
+@pytest.mark.parametrize("reduction", [None, "mean", "min", "max", "mode"])
+def test_bool_and_float16_attributes_carry_down(zv, reference, cloud, tmp_path, reduction):
+    # bool reduces as an integer (default mode, False on ties; a mean rounds half
+    # to even); float16 as a float (default mean, rounded once to float16).
+    pos = cloud[0]
+    rng = np.random.default_rng(11)
+    flag = rng.random(len(pos)) > 0.4
+    half = rng.standard_normal(len(pos)).astype(np.float16)
+    path = tmp_path / "store.zarrvectors"
+    zv.write_points(str(path), pos, chunk_shape=CHUNK, bin_shape=BIN, attributes={"flag": flag, "half": half})
+    if reduction is None:
+        given, used = None, {"flag": "mode", "half": "mean"}
+    elif reduction == "mode":  # mode applies to the integer-like bool only
+        given, used = {"flag": "mode"}, {"flag": "mode", "half": "mean"}
+    else:
+        given = used = {"flag": reduction, "half": reduction}
+    zv.package.build_pyramid(str(path), FACTORS[:2], reductions=given)
+    for k in (1, 2):
+        uniq, _, groups = group_bins(pos, level_bin(k))
+        got_pos, got = read_level(zv, path, k)
+        order = match_to_bins(got_pos, uniq, level_bin(k), f"level {k}")
+        assert (got["flag"].dtype, got["half"].dtype) == (np.bool_, np.float16)
+        for name, values in (("flag", flag), ("half", half)):
+            expected = expected_reduction(values, groups, used[name]).astype(values.dtype)
+            bad = np.nonzero(got[name][order] != expected)[0]
+            assert len(bad) == 0, (f"level {k}: {name} ({used[name]}) differs in {len(bad)} of {len(groups)} bins; "
+                                   f"first: values {values[groups[bad[0]]].tolist()} -> got {got[name][order][bad[0]]}, "
+                                   f"expected {expected[bad[0]]}")
+        assert 0 < got["flag"].sum() < len(got["flag"]), f"level {k}: flag is constant; the test shows nothing"
+    if reduction is None:
+        assert_same_multiset(reference.read(path, level=1), read_level(zv, path, 1), "reference read of level 1")
+
+
 def test_report_matches_levels(zv, cloud, pyramid_store):
     info = zv.package.store_info(str(pyramid_store))
     assert [lv["level"] for lv in info["levels"]] == [0, 1, 2, 3]

@@ -102,7 +102,7 @@ void register_pyramid(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--chunk-scale", a->chunk_scale,
                   "Chunk of that level as a multiple of the root chunk (N or N,N,N); default: automatic");
   sub->add_option("--reduce", a->reduce,
-                  "NAME=mean|min|max|first|mode: how an attribute is carried down (floats: mean, integers: mode)");
+                  "NAME=mean|min|max|first|mode: how an attribute is carried down (default: mean for floats, mode for integers and bool)");
   sub->add_option("--part", a->part, "I/N: build only share I of N of the coarse chunks (scale-out)");
   sub->add_flag("--finalise-parts", a->finalise_parts, "Publish a pyramid built by --part runs");
   sub->add_flag("--overwrite", a->overwrite, "Replace a pyramid built with other settings");

@@ -45,20 +45,19 @@ void run_query(const QueryArgs& a) {
   }
   for (const auto& [name, why] : cloud.skipped)
     std::cerr << "zvf: note: attribute '" << name << "' left out: it has " << why << ", which zvf cannot read\n";
-  for (const auto& [name, cats] : cloud.categories) {
-    std::string shown;
-    for (std::size_t i = 0; i < cats.size() && i < 8; ++i) shown += (i ? ", " : "") + cats[i];
-    std::cerr << "zvf: note: attribute '" << name << "' is dictionary-encoded: its values are codes 0.."
-              << cats.size() - 1 << " into [" << shown << (cats.size() > 8 ? ", ..." : "") << "]\n";
-  }
   if (out_format == FileFormat::Csv) {
-    write_csv(a.output, cloud);
+    write_csv(a.output, cloud);  // dictionary-encoded attributes as their categories
     std::cout << "wrote " << cloud.positions.rows << " points to " << a.output << "\n";
   } else {
     auto files = write_npy_set(a.output, cloud);
     std::cout << "wrote " << cloud.positions.rows << " points to";
     for (std::size_t i = 0; i < files.size(); ++i) std::cout << (i ? ", " : " ") << files[i];
     std::cout << "\n";
+    const std::string base = a.output.substr(0, a.output.size() - 4);
+    for (const auto& [name, cats] : cloud.categories)
+      std::cerr << "zvf: note: attribute '" << name << "' is dictionary-encoded: " << base << "." << name
+                << ".npy holds codes into the " << cats.size() << " categories listed in " << base << "." << name
+                << ".categories.json\n";
   }
 }
 
@@ -80,8 +79,10 @@ void register_query(CLI::App& app, std::vector<Command>& commands) {
       ->check(non_negative_int())
       ->capture_default_str();
   sub->footer(
-      "\nAn (N, C) attribute becomes CSV columns NAME_0 .. NAME_<C-1>. Output files are written\n"
-      "next to the target and renamed into place.\n"
+      "\nAn (N, C) attribute becomes CSV columns NAME_0 .. NAME_<C-1>. Dictionary-encoded\n"
+      "attributes (the reference's strings) are written as their categories in CSV, and as\n"
+      "codes with OUT.<name>.categories.json beside them in NPY. bool is written as 0/1.\n"
+      "Output files are written next to the target and renamed into place.\n"
       "\nExamples:\n"
       "  zvf query scan.zarrvectors --bbox 0,0,0:1000,1000,500 --attrs intensity --output roi.csv\n"
       "  zvf query scan.zarrvectors --bbox=-inf,-inf,0:inf,inf,10 --output slab.npy\n"

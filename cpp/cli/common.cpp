@@ -57,7 +57,7 @@ void add_input_options(CLI::App& sub, InputArgs& a) {
                  "Convert positions to float32 or float64 (default: as read; CSV gives float64)")
       ->check(CLI::IsMember({"float32", "float64"}));
   sub.add_option("--attr-dtype", a.attr_dtypes,
-                 "Store attribute NAME as DTYPE (float32, int16, uint8, ...); NAME '*' means every attribute. "
+                 "Store attribute NAME as DTYPE (float32, int16, uint8, bool, float16, ...); NAME '*' means every attribute. "
                  "CSV guesses int64 or float64 per file: pin the dtype so that all partitions agree")
       ->allow_extra_args(false)
       ->type_name("NAME=DTYPE");

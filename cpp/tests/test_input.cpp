@@ -190,7 +190,7 @@ TEST_F(FileInputTest, NpyBigEndianIsRejected) {
 }
 
 TEST_F(FileInputTest, NpyUnsupportedDtypesAreRejected) {
-  for (const char* descr : {"|b1", "<c16", "<f2", "<U8", "|O"}) {
+  for (const char* descr : {"<c16", "<f16", "<U8", "|O"}) {
     std::string p = write_file("u.npy", npy_bytes(1, std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (1,), }",
                                                   std::string(16, '\0')));
     expect_error([&] { zvf::read_npy(p); }, kInvalid, {p, descr});
@@ -383,6 +383,65 @@ TEST_F(FileInputTest, CsvWriteReadRoundTrip) {
   EXPECT_EQ(values<std::int64_t>(r.attributes[1].second), (std::vector<std::int64_t>{0, 65535, 7}));
   EXPECT_EQ(r.attributes[2].first, "normal_0");
   EXPECT_EQ(values<std::int64_t>(r.attributes[3].second), (std::vector<std::int64_t>{2, 4, 6}));
+}
+
+// bool and float16, the reference's other attribute dtypes: NPY keeps them, CSV
+// writes 0/1 and the shortest decimal that reads back as the same float16.
+TEST_F(FileInputTest, BoolAndFloat16ThroughNpyAndCsv) {
+  PointCloud c;
+  c.positions = make_array<float>(DType::F32, 4, 2, false, {0, 0, 1, 1, 2, 2, 3, 3});
+  c.attributes.emplace_back("flag", make_array<std::uint8_t>(DType::Bool, 4, 1, true, {1, 0, 0, 1}));
+  // float16 bits: 0.1 (0x2e66), 65504 (0x7bff), the smallest subnormal (0x0001), -inf (0xfc00)
+  c.attributes.emplace_back("half", make_array<std::uint16_t>(DType::F16, 4, 1, true, {0x2e66, 0x7bff, 0x0001, 0xfc00}));
+  std::string n = path("h.npy");
+  zvf::write_npy(n, c.attributes[1].second);
+  OwnedArray h = zvf::read_npy(n);
+  EXPECT_EQ(h.dtype, DType::F16);
+  EXPECT_EQ(h.data, c.attributes[1].second.data);
+  zvf::write_npy(n, c.attributes[0].second);
+  EXPECT_EQ(zvf::read_npy(n).dtype, DType::Bool);
+  EXPECT_NE(read_file(n).find("'descr': '|b1'"), std::string::npos);
+
+  std::string p = path("b.csv");
+  zvf::write_csv(p, c);
+  EXPECT_EQ(read_file(p), "x,y,flag,half\n0,0,1,0.1\n1,1,0,65500\n2,2,0,6e-08\n3,3,1,-inf\n");
+  PointCloud r = zvf::read_csv(p, {});
+  ASSERT_EQ(r.attributes.size(), 2u);
+  EXPECT_EQ(zvf::convert_dtype(r.attributes[0].second, DType::Bool).data, c.attributes[0].second.data);
+  EXPECT_EQ(zvf::convert_dtype(r.attributes[1].second, DType::F16).data, c.attributes[1].second.data);
+  OwnedArray two = make_array<double>(DType::F64, 2, 1, true, {1, 2});
+  expect_error([&] { zvf::convert_dtype(two, DType::Bool, "attribute 'flag'"); }, kInvalid,
+               {"attribute 'flag'", "value 2 in row 1", "bool"});
+}
+
+TEST_F(FileInputTest, DictionaryAttributesAreWrittenAsCategories) {
+  PointCloud c;
+  c.positions = make_array<float>(DType::F32, 3, 2, false, {0, 0, 1, 1, 2, 2});
+  c.attributes.emplace_back("gene", make_array<std::int32_t>(DType::I32, 3, 1, true, {2, 0, 1}));
+  c.categories["gene"] = {"plain", "a,b", "two\nlines"};
+  std::string p = path("d.csv");
+  zvf::write_csv(p, c);
+  EXPECT_EQ(read_file(p), "x,y,gene\n0,0,\"two\nlines\"\n1,1,plain\n2,2,\"a,b\"\n");
+  auto files = zvf::write_npy_set(path("d.npy"), c);
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[2], path("d.gene.categories.json"));
+  EXPECT_EQ(read_file(files[2]), "[\"plain\",\"a,b\",\"two\\nlines\"]\n");
+  EXPECT_EQ(zvf::read_npy(files[1]).data, c.attributes[0].second.data);  // the codes
+  c.categories["gene"].pop_back();  // code 2 now has no category
+  expect_error([&] { zvf::write_csv(path("e.csv"), c); }, Error::Code::Corrupt, {"'gene'", "code 2", "2 categories"});
+  EXPECT_FALSE(fs::exists(path("e.csv")));
+}
+
+TEST(Half, RoundsOnceToNearestEvenAndOverflowsToInfinity) {
+  EXPECT_EQ(zvf::half_from_double(0.1), 0x2e66);
+  EXPECT_EQ(zvf::half_from_double(1.0 + 1.0 / 2048), 0x3c00);  // a tie goes to the even neighbour
+  EXPECT_EQ(zvf::half_from_double(1.0 + 3.0 / 2048), 0x3c02);
+  EXPECT_EQ(zvf::half_from_double(1.0 + 1.0 / 2048 + 1e-12), 0x3c01);  // via float, this would round twice to 0x3c00
+  EXPECT_EQ(zvf::half_from_double(65519.0), 0x7bff);
+  EXPECT_EQ(zvf::half_from_double(65520.0), 0x7c00);
+  EXPECT_EQ(zvf::half_to_float(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(zvf::half_to_float(0xfbff), -65504.0f);
+  EXPECT_TRUE(std::isnan(zvf::half_to_float(zvf::half_from_double(std::nan("")))));
 }
 
 TEST_F(FileInputTest, CsvWriteTwoD) {

@@ -47,6 +47,8 @@ DType dtype_of(const py::array& a, const std::string& what) {
   const auto size = dt.itemsize();
   if (kind == 'f' && size == 4) return DType::F32;
   if (kind == 'f' && size == 8) return DType::F64;
+  if (kind == 'f' && size == 2) return DType::F16;
+  if (kind == 'b' && size == 1) return DType::Bool;
   if (kind == 'i' || kind == 'u') {
     static const DType si[] = {DType::I8, DType::I16, DType::I32, DType::I64};
     static const DType ui[] = {DType::U8, DType::U16, DType::U32, DType::U64};
@@ -55,7 +57,7 @@ DType dtype_of(const py::array& a, const std::string& what) {
   }
   throw Error(Error::Code::InvalidArgument,
               what + " has dtype " + std::string(py::str(dt)) +
-                  "; expected a numeric dtype (float32, float64, int8..int64, uint8..uint64)");
+                  "; expected a numeric dtype (float16..float64, int8..int64, uint8..uint64, bool)");
 }
 
 // Borrows a C-contiguous numpy array (the Python layer makes it contiguous).

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-_NUMERIC = set("iuf")
+_NUMERIC = set("iufb")  # bool and float16 attributes too: the reference writes both
 
 
 def store_url(path: Any) -> str:
@@ -69,10 +69,10 @@ def attribute_arrays(attributes: Mapping[str, Any] | None, n: int) -> list[tuple
         if not isinstance(name, str):
             raise InvalidInputError(f"attribute name {name!r} is not a str")
         arr = native_order(np.asarray(values))
-        if arr.dtype.kind not in _NUMERIC or arr.dtype.itemsize not in (1, 2, 4, 8) or arr.dtype == np.float16:
+        if arr.dtype.kind not in _NUMERIC or arr.dtype.itemsize not in (1, 2, 4, 8):
             raise InvalidInputError(
                 f"attribute {name!r} has dtype {arr.dtype}; expected a numeric dtype "
-                "(float32, float64, int8..int64, uint8..uint64)"
+                "(float16, float32, float64, int8..int64, uint8..uint64 or bool)"
             )
         if arr.ndim not in (1, 2):
             raise InvalidInputError(

@@ -12,13 +12,21 @@
 
 namespace zvf {
 
-enum class DType : std::uint8_t { F32, F64, I8, I16, I32, I64, U8, U16, U32, U64 };
+// Bool and F16 are attribute dtypes only (the reference writes both); positions
+// are F32 or F64.
+enum class DType : std::uint8_t { F32, F64, I8, I16, I32, I64, U8, U16, U32, U64, Bool, F16 };
 
 std::size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // numpy names: "float32", "uint8", ...
 // Throws Error(InvalidArgument) naming the value and listing the accepted names.
 DType dtype_from_name(const std::string& name);
-inline bool is_float(DType t) { return t == DType::F32 || t == DType::F64; }
+inline bool is_float(DType t) { return t == DType::F32 || t == DType::F64 || t == DType::F16; }
+// IEEE binary16 <-> float, through the compiler's _Float16 (round to nearest even,
+// overflow to infinity), so float16 attributes read, print and average like numpy's.
+float half_to_float(std::uint16_t bits);
+std::uint16_t half_from_double(double v);
+// The dtypes a vertices (positions) array may have.
+inline bool is_position_dtype(DType t) { return t == DType::F32 || t == DType::F64; }
 
 // A borrowed, C-contiguous 2-D array (rows x cols); `one_d` marks an (N,) array
 // (then cols == 1). The caller keeps the memory alive for the duration of the call.

@@ -123,7 +123,7 @@ void scan_positions(const ArrayView& v, int threads, std::vector<double>& mn, st
 
 CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArray>& attributes,
                          const Layout& layout, int threads) {
-  if (!is_float(positions.dtype))
+  if (!is_position_dtype(positions.dtype))
     invalid(std::string("positions have dtype ") + dtype_name(positions.dtype) +
             "; expected float32 or float64");
   if (positions.one_d || positions.cols < 2 || positions.cols > kMaxDims)
@@ -143,6 +143,15 @@ CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArra
               std::to_string(positions.rows) + " (one per position)");
     if (!a.view.one_d && a.view.cols == 0)
       invalid("attribute '" + a.name + "' has zero columns; expected shape (N,) or (N, C) with C >= 1");
+    if (a.view.dtype == DType::Bool) {
+      // numpy can view other bytes as bool; stored, they would not read back as 0/1.
+      const auto* b = static_cast<const std::uint8_t*>(a.view.data);
+      const std::size_t n = a.view.rows * a.view.cols;
+      const auto* bad = std::find_if(b, b + n, [](std::uint8_t x) { return x > 1; });
+      if (bad != b + n)
+        invalid("attribute '" + a.name + "' (bool) holds the byte " + std::to_string(*bad) + " at row " +
+                std::to_string(static_cast<std::size_t>(bad - b) / a.view.cols) + "; expected 0 (False) or 1 (True)");
+    }
     in.attr_specs.push_back({a.name, a.view.dtype, a.view.cols, a.view.one_d});
   }
   if (positions.rows > 0) {

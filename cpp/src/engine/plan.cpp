@@ -74,7 +74,7 @@ void validate(const PlanRequest& r) {
     if (std::max(std::abs(lo), std::abs(hi)) > 1e15)
       invalid("bounds " + box_text(r.bounds) + " exceed 1e15 in magnitude on axis " + axis_name(d));
   }
-  if (!is_float(r.positions_dtype))
+  if (!is_position_dtype(r.positions_dtype))
     invalid(std::string("positions dtype must be float32 or float64, got ") + dtype_name(r.positions_dtype));
   std::set<std::string> names;
   for (const auto& a : r.attributes) {

@@ -201,6 +201,16 @@ void widen_as(DType t, const std::uint8_t* src, std::size_t count, std::vector<l
     case DType::U16: return widen<std::uint16_t>(src, count, out);
     case DType::U32: return widen<std::uint32_t>(src, count, out);
     case DType::U64: return widen<std::uint64_t>(src, count, out);
+    case DType::Bool:
+      for (std::size_t i = 0; i < count; ++i) out[i] = src[i] != 0;
+      return;
+    case DType::F16:
+      for (std::size_t i = 0; i < count; ++i) {
+        std::uint16_t h;
+        std::memcpy(&h, src + i * 2, 2);
+        out[i] = half_to_float(h);
+      }
+      return;
   }
 }
 
@@ -222,6 +232,12 @@ void store_as(DType t, std::uint8_t* p, long double v) {
     case DType::U16: store_v<std::uint16_t>(p, v); break;
     case DType::U32: store_v<std::uint32_t>(p, v); break;
     case DType::U64: store_v<std::uint64_t>(p, v); break;
+    case DType::Bool: *p = v != 0; break;  // a mean rounds to 0 or 1 above; mode/min/max/first are 0 or 1
+    case DType::F16: {
+      const std::uint16_t h = half_from_double(static_cast<double>(v));
+      std::memcpy(p, &h, 2);
+      break;
+    }
   }
 }
 

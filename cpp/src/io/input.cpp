@@ -21,6 +21,8 @@
 #include <system_error>
 #include <type_traits>
 
+#include <nlohmann/json.hpp>
+
 #include "zvf/error.hpp"
 
 static_assert(std::endian::native == std::endian::little,
@@ -121,6 +123,8 @@ double value_as_double(const std::uint8_t* p, DType t) {
     case DType::U16: return load<std::uint16_t>(p);
     case DType::U32: return load<std::uint32_t>(p);
     case DType::U64: return static_cast<double>(load<std::uint64_t>(p));
+    case DType::Bool: return p[0] != 0;
+    case DType::F16: return half_to_float(load<std::uint16_t>(p));
   }
   return 0;
 }
@@ -180,12 +184,13 @@ struct NpyDescr {
   const char* descr;
   DType dtype;
 };
-constexpr std::array<NpyDescr, 12> kNpyDescrs{{
+constexpr std::array<NpyDescr, 14> kNpyDescrs{{
     {"<f4", DType::F32}, {"<f8", DType::F64}, {"<i1", DType::I8},  {"<i2", DType::I16},
     {"<i4", DType::I32}, {"<i8", DType::I64}, {"<u1", DType::U8},  {"<u2", DType::U16},
     {"<u4", DType::U32}, {"<u8", DType::U64}, {"|i1", DType::I8},  {"|u1", DType::U8},
+    {"|b1", DType::Bool}, {"<f2", DType::F16},
 }};
-constexpr const char* kNpyAccepted = "'<f4', '<f8', '<i1'..'<i8', '<u1'..'<u8', '|i1', '|u1'";
+constexpr const char* kNpyAccepted = "'<f2', '<f4', '<f8', '<i1'..'<i8', '<u1'..'<u8', '|i1', '|u1', '|b1'";
 
 const char* npy_descr(DType t) {
   switch (t) {
@@ -417,7 +422,7 @@ Selection select_columns(const std::vector<std::string>& names, const std::vecto
 }
 
 void check_positions_dtype(const TableOptions& options) {
-  if (options.positions_dtype && !is_float(*options.positions_dtype))
+  if (options.positions_dtype && !is_position_dtype(*options.positions_dtype))
     invalid(std::string("cannot convert positions to ") + dtype_name(*options.positions_dtype) +
             "; expected float32 or float64");
 }
@@ -543,6 +548,9 @@ class PlySource {
       if (t == DType::F32) {
         float f = static_cast<float>(d);
         std::memcpy(raw, &f, 4);
+      } else if (t == DType::F16) {
+        const std::uint16_t h = half_from_double(d);
+        std::memcpy(raw, &h, 2);
       } else {
         std::memcpy(raw, &d, 8);
       }
@@ -602,6 +610,24 @@ std::int64_t count_value(const std::uint8_t* raw, DType t) {
 
 // ---------------------------------------------------------------- text output
 
+// The shortest decimal that reads back as the same float16 (as numpy prints it,
+// e.g. 65504 as 65500):
+// to_chars has no binary16 overload before C++23, and binary16 needs at most 5
+// significant digits, so try 1..5.
+std::to_chars_result half_to_chars(char* b, char* e, std::uint16_t bits) {
+  const float v = half_to_float(bits);
+  if (!std::isfinite(v)) return std::to_chars(b, e, v);
+  std::to_chars_result r{};
+  for (int digits = 1; digits <= 5; ++digits) {
+    r = std::to_chars(b, e, v, std::chars_format::general, digits);
+    double back = 0;
+    std::from_chars(b, r.ptr, back);
+    // Shortest double text of those digits: 65500, not "6.55e+04".
+    if (half_from_double(back) == bits) return std::to_chars(b, e, back);
+  }
+  return r;
+}
+
 void append_number(std::string& out, const std::uint8_t* p, DType t) {
   char buf[64];
   std::to_chars_result r{};
@@ -618,18 +644,32 @@ void append_number(std::string& out, const std::uint8_t* p, DType t) {
     case DType::U16: r = std::to_chars(b, e, load<std::uint16_t>(p)); break;
     case DType::U32: r = std::to_chars(b, e, load<std::uint32_t>(p)); break;
     case DType::U64: r = std::to_chars(b, e, load<std::uint64_t>(p)); break;
+    case DType::Bool: r = std::to_chars(b, e, p[0] != 0 ? 1 : 0); break;  // 0/1, so the CSV reads back as numbers
+    case DType::F16: r = half_to_chars(b, e, load<std::uint16_t>(p)); break;
   }
   out.append(buf, r.ptr);
 }
 
 std::string csv_escape(const std::string& name) {
-  if (name.find_first_of(",\"") == std::string::npos && trim(name).size() == name.size()) return name;
+  if (name.find_first_of(",\"\r\n") == std::string::npos && trim(name).size() == name.size()) return name;
   std::string out = "\"";
   for (char c : name) {
     if (c == '"') out += '"';
     out += c;
   }
   return out + "\"";
+}
+
+std::string category_text(const std::vector<std::string>& categories, const std::uint8_t* p, DType t,
+                          const std::string& name) {
+  const double code = value_as_double(p, t);
+  if (!(code >= 0 && code < static_cast<double>(categories.size()))) {
+    std::string shown;
+    append_number(shown, p, t);
+    fail(Code::Corrupt, "attribute " + squote(name) + " holds code " + shown + ", beyond its " +
+                            std::to_string(categories.size()) + " categories");
+  }
+  return csv_escape(categories[static_cast<std::size_t>(code)]);
 }
 
 void check_rows(const PointCloud& cloud) {
@@ -689,6 +729,8 @@ Scalar load_scalar(const std::uint8_t* p, DType t) {
     case DType::U16: return {Scalar::Unsigned, 0, load<std::uint16_t>(p)};
     case DType::U32: return {Scalar::Unsigned, 0, load<std::uint32_t>(p)};
     case DType::U64: return {Scalar::Unsigned, 0, load<std::uint64_t>(p)};
+    case DType::Bool: return {Scalar::Unsigned, 0, p[0] != 0 ? 1u : 0u};
+    case DType::F16: return {Scalar::Float, 0, 0, half_to_float(load<std::uint16_t>(p))};
   }
   return {Scalar::Float};
 }
@@ -741,6 +783,18 @@ bool store_scalar(const Scalar& v, DType t, std::uint8_t* out) {
     case DType::U16: return store_as<std::uint16_t>(v, out);
     case DType::U32: return store_as<std::uint32_t>(v, out);
     case DType::U64: return store_as<std::uint64_t>(v, out);
+    case DType::Bool: {  // 0 and 1 only: any other value would not read back
+      std::uint8_t b = 0;
+      if (!store_as<std::uint8_t>(v, &b) || b > 1) return false;
+      *out = b;
+      return true;
+    }
+    case DType::F16: {  // rounds, as the other float conversions do
+      const double d = v.kind == Scalar::Float ? v.d : v.kind == Scalar::Signed ? static_cast<double>(v.s) : static_cast<double>(v.u);
+      const std::uint16_t h = half_from_double(d);
+      std::memcpy(out, &h, 2);
+      return true;
+    }
   }
   return false;
 }
@@ -1066,7 +1120,7 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
   DType pos_type = vertex.props[sel.positions[0]].type;
   for (std::size_t i : sel.positions)
     if (vertex.props[i].type != pos_type) pos_type = DType::F64;
-  if (!is_float(pos_type)) pos_type = DType::F64;
+  if (!is_position_dtype(pos_type)) pos_type = DType::F64;
   check_positions_dtype(options);
   if (options.positions_dtype) pos_type = *options.positions_dtype;
 
@@ -1166,6 +1220,13 @@ void write_csv(const std::string& path, const PointCloud& cloud) {
   for (std::size_t i = 0; i < header.size(); ++i) out += (i ? "," : "") + csv_escape(header[i]);
   out += '\n';
 
+  // Dictionary-encoded attributes (the reference's strings) are written as their
+  // categories, as Python's read_points returns them.
+  std::vector<const std::vector<std::string>*> categories;
+  for (const auto& [name, arr] : cloud.attributes) {
+    auto it = cloud.categories.find(name);
+    categories.push_back(it != cloud.categories.end() && !is_float(arr.dtype) ? &it->second : nullptr);
+  }
   OutFile f(path);
   const std::size_t pos_item = dtype_size(pos.dtype);
   for (std::size_t r = 0; r < pos.rows; ++r) {
@@ -1175,12 +1236,15 @@ void write_csv(const std::string& path, const PointCloud& cloud) {
       first = false;
       append_number(out, pos.data.data() + (r * pos.cols + c) * pos_item, pos.dtype);
     }
-    for (const auto& [name, arr] : cloud.attributes) {
+    for (std::size_t a = 0; a < cloud.attributes.size(); ++a) {
+      const auto& [name, arr] = cloud.attributes[a];
       const std::size_t item = dtype_size(arr.dtype);
       for (std::size_t c = 0; c < arr.cols; ++c) {
         if (!first) out += ',';
         first = false;
-        append_number(out, arr.data.data() + (r * arr.cols + c) * item, arr.dtype);
+        const std::uint8_t* p = arr.data.data() + (r * arr.cols + c) * item;
+        if (categories[a]) out += category_text(*categories[a], p, arr.dtype, name);
+        else append_number(out, p, arr.dtype);
       }
     }
     out += '\n';
@@ -1203,10 +1267,22 @@ std::vector<std::string> write_npy_set(const std::string& path, const PointCloud
       invalid("attribute name " + squote(name) + " cannot be used in a file name");
     files.push_back(base + "." + name + ".npy");
   }
+  // A dictionary-encoded attribute's file holds its codes; its categories go to
+  // OUT.<name>.categories.json, a JSON list indexed by code.
+  std::vector<std::pair<std::string, const std::vector<std::string>*>> dictionaries;
+  for (const auto& [name, arr] : cloud.attributes)
+    if (auto it = cloud.categories.find(name); it != cloud.categories.end())
+      dictionaries.emplace_back(base + "." + name + ".categories.json", &it->second);
+  for (const auto& d : dictionaries) files.push_back(d.first);
   for (std::size_t i = 1; i < files.size(); ++i)
     if (files[i] == path) invalid("attribute file " + files[i] + " would overwrite the positions file");
   write_npy(path, cloud.positions);
   for (std::size_t i = 0; i < cloud.attributes.size(); ++i) write_npy(files[i + 1], cloud.attributes[i].second);
+  for (const auto& [file, cats] : dictionaries) {
+    OutFile f(file);
+    f.write(nlohmann::json(*cats).dump() + "\n");
+    f.commit();
+  }
   return files;
 }
 

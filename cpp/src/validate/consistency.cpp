@@ -48,12 +48,6 @@ std::optional<ArrayMeta> parse_array(Checker& c, const std::string& path, bool h
   const json& at = doc->contains("attributes") && (*doc)["attributes"].is_object() ? (*doc)["attributes"] : json::object();
   if (has_dtype && at.contains("dtype")) {
     const std::string name = at["dtype"].is_string() ? at["dtype"].get<std::string>() : at["dtype"].dump();
-    // Valid for ZV (the reference writes them) but not decoded by zvf: its cells
-    // go unchecked, and the store is not called invalid for it.
-    if (name == "bool" || name == "float16") {
-      c.warn(key, "dtype '" + name + "' is valid, but zvf does not read it: its cells were not checked");
-      return std::nullopt;
-    }
     try {
       a.dtype = dtype_from_name(name);
     } catch (const Error& e) {
@@ -135,6 +129,8 @@ double element(const std::uint8_t* p, DType t) {
     case DType::U32: { std::uint32_t v; std::memcpy(&v, p, 4); return v; }
     case DType::I64: { std::int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
     case DType::U64: { std::uint64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
+    case DType::Bool: return *p != 0;
+    case DType::F16: { std::uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
   }
   return 0;
 }
@@ -374,7 +370,7 @@ bool plan_level(Checker& c, LevelPlan& p) {
   if (!ok) return false;
   p.arrays.vertices = *v;
   p.arrays.fragments = *f;
-  if (!is_float(v->dtype))
+  if (!is_position_dtype(v->dtype))
     c.warn(v->path + "/zarr.json", std::string("positions are ") + dtype_name(v->dtype) + "; ZV writers use float32 or float64");
 
   std::set<ChunkCoord> listed;

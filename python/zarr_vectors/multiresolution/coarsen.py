@@ -73,6 +73,9 @@ def build_pyramid(
         one int per axis). By default a level whose bin outgrows the chunk gets
         the smallest larger chunk that its bin divides.
     reductions : dict name -> "mean" | "min" | "max" | "first" | "mode", optional
+        How each attribute is carried into a metavertex. Default: ``mean`` for
+        floats (float16 included), ``mode`` for integers and bool (smallest
+        value on ties); an integer or bool ``mean`` rounds half to even.
     overwrite : bool
         Replace a pyramid built with other settings (otherwise an error).
     part : (index, count), optional

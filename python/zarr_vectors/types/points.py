@@ -57,8 +57,9 @@ def write_points(
         Finer grid inside a chunk (the fragment index); must divide
         ``chunk_shape``. Default: one bin per chunk.
     attributes : dict of name -> array (N,) or (N, C), optional
-        Per-point numeric values. Names are key components: letters, digits,
-        ``_``, and after the first character ``.`` or ``-``.
+        Per-point values: float16/32/64, int8..64, uint8..64 or bool. Names
+        are key components: letters, digits, ``_``, and after the first
+        character ``.`` or ``-``.
     bounds : ((lo, ...), (hi, ...)), optional
         Inclusive declared extent; default the data's min/max. Points outside
         raise :class:`~zarr_vectors.errors.InvalidInputError`.
@@ -165,9 +166,9 @@ def read_points(
 
     Returns a dict with ``positions`` (N, D), ``attributes`` ({name: array})
     and ``vertex_count``. Dictionary-encoded attributes (the reference's string
-    attributes) come back decoded, as arrays of their categories. Attributes of a
-    dtype zvf cannot read (the reference also writes bool and float16) are left
-    out of an all-attributes read with a warning; naming one is an error.
+    attributes) come back decoded, as arrays of their categories. An attribute
+    of a dtype zvf does not know (none that the reference writes) is left out of
+    an all-attributes read with a warning; naming one is an error.
     """
     if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or level < 0:
         raise InvalidInputError(f"level must be a non-negative int, got {level!r}")
