@@ -432,6 +432,13 @@ TEST_F(FileInputTest, DictionaryAttributesAreWrittenAsCategories) {
   EXPECT_FALSE(fs::exists(path("e.csv")));
 }
 
+TEST_F(FileInputTest, ControlBytesInCsvTextAreEscapedInErrors) {
+  // A NUL in a header used to end the message (what() is a C string) mid-listing.
+  std::string p = write_file("nul.csv", std::string("x,y\0q,a\n1,2,3\n", 13));
+  expect_error([&] { zvf::read_csv(p, {}); }, kInvalid, {"no column named 'y'", "(columns: x, y\\x00q, a)"});
+  EXPECT_EQ(zvf::printable(std::string("a\tb\x01\x7f", 5)), "a\\tb\\x01\\x7f");
+}
+
 TEST(Half, RoundsOnceToNearestEvenAndOverflowsToInfinity) {
   EXPECT_EQ(zvf::half_from_double(0.1), 0x2e66);
   EXPECT_EQ(zvf::half_from_double(1.0 + 1.0 / 2048), 0x3c00);  // a tie goes to the even neighbour

@@ -3,6 +3,7 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace zvf {
 
@@ -22,6 +23,10 @@ class Error : public std::runtime_error {
  private:
   Code code_;
 };
+
+// Text from a file or a caller, fit for an error message: control bytes escaped
+// as Python's repr() does (\t, \n, \r, \xNN), so that a NUL cannot cut the message short.
+std::string printable(std::string_view text);
 
 [[noreturn]] inline void fail(Error::Code code, const std::string& message) { throw Error(code, message); }
 [[noreturn]] inline void invalid(const std::string& message) { throw Error(Error::Code::InvalidArgument, message); }

@@ -173,21 +173,7 @@ std::optional<nlohmann::json> read_json(const Store& store, const std::string& k
 }
 
 void check_attribute_name(const std::string& name) {
-  // The name as it can be shown: control bytes escaped as Python's repr() does,
-  // so that a NUL does not cut the message short.
-  std::string shown;
-  for (unsigned char c : name) {
-    if (c >= 0x20 && c != 0x7f) {
-      shown += static_cast<char>(c);
-    } else if (c == '\t' || c == '\n' || c == '\r') {
-      shown += c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r";
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      shown += buf;
-    }
-  }
-  const std::string what = "attribute name '" + shown + "'";
+  const std::string what = "attribute name '" + printable(name) + "'";
   if (name.empty()) invalid("attribute name '' is empty: expected letters, digits and '_', then also '.' or '-'");
   if (name.size() > 255) invalid(what + " is " + std::to_string(name.size()) + " bytes long; at most 255 (a file name)");
   std::string lower;

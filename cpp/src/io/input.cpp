@@ -62,7 +62,7 @@ std::string join(const std::vector<std::string>& names, const char* sep = ", ") 
   return out;
 }
 
-std::string squote(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string squote(std::string_view s) { return "'" + printable(s) + "'"; }
 
 // Opens an input file; a missing file is NotFound, anything else IO.
 std::ifstream open_input(const std::string& path) {
@@ -363,7 +363,7 @@ struct Selection {
 
 Selection select_columns(const std::vector<std::string>& names, const std::vector<bool>& usable,
                          const TableOptions& options, const std::string& where, const char* what) {
-  auto listing = [&] { return " (" + std::string(what) + "s: " + join(names) + ")"; };
+  auto listing = [&] { return " (" + std::string(what) + "s: " + printable(join(names)) + ")"; };
   auto find_exact = [&](const std::string& n) -> std::optional<std::size_t> {
     for (std::size_t i = 0; i < names.size(); ++i)
       if (names[i] == n) return i;
