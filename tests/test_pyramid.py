@@ -395,6 +395,31 @@ def test_reference_reads_every_level_we_build(zv, reference, pyramid_store):
         "the reference validator did not run its multiresolution checks:\n" + passed)
 
 
+def test_string_attributes_carry_down_as_their_categories(zv, reference, cloud, tmp_path):
+    # The reference stores strings as dictionary codes. A pyramid carries them
+    # down by mode (or first) with the categories in each level's metadata, so
+    # both readers return strings on every level; a mean of codes is refused.
+    pos = cloud[0]
+    rng = np.random.default_rng(5)
+    gene = np.array(["axon", "dendrite", "soma"])[rng.choice(3, len(pos), p=[0.5, 0.3, 0.2])]
+    path = tmp_path / "theirs.zarrvectors"
+    reference.write(path, pos, chunk_shape=CHUNK, bin_shape=BIN, attributes={"gene": gene})
+    with pytest.raises(zv.errors.InvalidInputError, match=all_of("'gene'", "'mean'", "mode or first")):
+        zv.package.build_pyramid(str(path), FACTORS[:2], reductions={"gene": "mean"})
+    zv.package.build_pyramid(str(path), FACTORS[:2])
+    for k in (1, 2):
+        uniq, _, groups = group_bins(pos, level_bin(k))
+        got_pos, got = read_level(zv, path, k)
+        order = match_to_bins(got_pos, uniq, level_bin(k), f"level {k}")
+        expected = np.array([mode_smallest(gene[g]) for g in groups])  # categories sort like their codes
+        assert np.array_equal(got["gene"][order], expected), f"level {k}: gene is not the per-bin mode"
+        assert len(set(got["gene"])) == 3
+        assert_same_multiset(reference.read(path, level=k), (got_pos, got), f"level {k}: reference read")
+    doc = json.loads((path / "1" / "vertex_attributes" / "gene" / "zarr.json").read_text())["attributes"]
+    assert (doc["encoding"], doc["categories"], doc["ordered"]) == ("dictionary", ["axon", "dendrite", "soma"], False)
+    assert reference.validate(path, level=5)["errors"] == []
+
+
 def ref_build_pyramid(reference, store: Path, factors, chunk_scale=None, timing=False) -> dict:
     cmd = [str(reference.python), "-I", str(ORACLE_PYRAMID), str(store)]
     for c, s in factors:

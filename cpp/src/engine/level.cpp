@@ -44,6 +44,7 @@ ArrayMeta read_array(const Store& store, const std::string& path, std::size_t nd
         const std::string enc = at.contains("encoding") && at["encoding"].is_string() ? at["encoding"].get<std::string>() : "raw";
         if (enc == "dictionary" && at.contains("categories") && at["categories"].is_array()) {
           for (const auto& c : at["categories"]) a.categories.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+          a.ordered = at.contains("ordered") && at["ordered"].is_boolean() && at["ordered"].get<bool>();
         } else if (enc != "raw" && a.unsupported.empty()) {
           a.unsupported = "encoding '" + enc + "'";
         }

@@ -23,6 +23,7 @@ struct ArrayMeta {
   // categories of a dictionary-encoded one.
   std::string unsupported;
   std::vector<std::string> categories;
+  bool ordered = false;
   std::size_t row_bytes(std::size_t ndim_if_vertices = 0) const {
     return (ndim_if_vertices ? ndim_if_vertices : cols) * dtype_size(dtype);
   }

@@ -75,15 +75,18 @@ Plan make_plan(const Store& store, const PyramidOptions& opt) {
     if (name == kCountAttr)
       fail(Error::Code::Conflict, "level 0 has an attribute named 'count', which coarse levels use for the number of "
                                   "points per metavertex; rename the attribute to build a pyramid");
-    // Attributes zvf cannot decode, and dictionary codes (whose categories coarse
-    // levels would not record), stay on level 0.
-    if (!a.unsupported.empty() || !a.categories.empty()) continue;
+    // Attributes zvf cannot decode stay on level 0.
+    if (!a.unsupported.empty()) continue;
     Reduction r = is_float(a.dtype) ? Reduction::Mean : Reduction::Mode;
     if (auto it = opt.reductions.find(name); it != opt.reductions.end()) {
       r = it->second;
       if (r == Reduction::Mode && is_float(a.dtype))
         invalid("reduction 'mode' for attribute '" + name + "' (" + dtype_name(a.dtype) +
                 "): mode applies to integer attributes; use mean, min, max or first");
+      // Codes of a dictionary (string) attribute have no order to average or compare.
+      if (!a.categories.empty() && r != Reduction::Mode && r != Reduction::First)
+        invalid(std::string("reduction '") + reduction_name(r) + "' for attribute '" + name +
+                "', which holds strings (dictionary codes): use mode or first");
     }
     plan.attrs.push_back({name, a, r});
   }
@@ -386,7 +389,8 @@ CellLayout level_layout(const Plan& plan, const LevelPlan& lp) {
   CellLayout cl;
   cl.ndim = plan.base.ndim;
   cl.dtype = plan.base.vertices.dtype;
-  for (const auto& a : plan.attrs) cl.attrs.push_back({a.name, a.meta.dtype, a.meta.cols, a.meta.one_d});
+  for (const auto& a : plan.attrs)
+    cl.attrs.push_back({a.name, a.meta.dtype, a.meta.cols, a.meta.one_d, a.meta.categories, a.meta.ordered});
   cl.attrs.push_back({kCountAttr, DType::U64, 1, true});
   cl.codec = plan.base.vertices.codec;
   cl.nbins = lp.grid.bins_per_chunk_total();

@@ -139,6 +139,11 @@ ojson attribute_doc(const StoreMeta& m, const AttrSpec& a) {
     zv["channel_names"] = ch;
     zv["row_shape"] = ojson::array({a.cols});
   }
+  if (!a.categories.empty()) {
+    zv["encoding"] = "dictionary";
+    zv["categories"] = a.categories;
+    zv["ordered"] = a.ordered;
+  }
   return array_doc(m, zv);
 }
 

@@ -75,7 +75,8 @@ def build_pyramid(
     reductions : dict name -> "mean" | "min" | "max" | "first" | "mode", optional
         How each attribute is carried into a metavertex. Default: ``mean`` for
         floats (float16 included), ``mode`` for integers and bool (smallest
-        value on ties); an integer or bool ``mean`` rounds half to even.
+        value on ties); an integer or bool ``mean`` rounds half to even. String
+        (dictionary-encoded) attributes take ``mode`` or ``first``.
     overwrite : bool
         Replace a pyramid built with other settings (otherwise an error).
     part : (index, count), optional
