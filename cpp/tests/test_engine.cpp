@@ -628,6 +628,13 @@ TEST_P(EngineBackend, BadInputThrowsAndLeavesStoreEmpty) {
       {"integer positions", [&](Store& s) {
          zvf::write_points(s, ArrayView{ints.data(), DType::I64, c.n, 3, false}, {}, good, std::nullopt, kExec);
        }, {"int64"}},
+      // float16 and bool are attribute dtypes only: read as float32/64 they would be garbage.
+      {"float16 positions", [&](Store& s) {
+         zvf::write_points(s, ArrayView{ints.data(), DType::F16, c.n, 3, false}, {}, good, std::nullopt, kExec);
+       }, {"float16", "float32 or float64"}},
+      {"bool positions", [&](Store& s) {
+         zvf::write_points(s, ArrayView{ints.data(), DType::Bool, c.n, 3, false}, {}, good, std::nullopt, kExec);
+       }, {"bool", "float32 or float64"}},
       {"one-d positions", [&](Store& s) {
          zvf::write_points(s, ArrayView{ints.data(), DType::F64, c.n, 1, true}, {}, good, std::nullopt, kExec);
        }, {"1-D"}},

@@ -1,5 +1,6 @@
-# Pure format logic: dtypes, grid math, fragment index, zarr.json documents.
+# Pure format logic: error text, dtypes, grid math, fragment index, zarr.json documents.
 target_sources(zvf PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/error.cpp
   ${CMAKE_CURRENT_LIST_DIR}/types.cpp
   ${CMAKE_CURRENT_LIST_DIR}/buffer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/grid.cpp

@@ -1,7 +1,6 @@
 #include "zvf/types.hpp"
 
 #include <array>
-#include <cstdio>
 #include <cstring>
 
 #include "zvf/error.hpp"
@@ -23,22 +22,6 @@ constexpr std::array<DTypeRow, 12> kDTypes{{
 
 std::size_t dtype_size(DType t) { return kDTypes[static_cast<std::size_t>(t)].size; }
 const char* dtype_name(DType t) { return kDTypes[static_cast<std::size_t>(t)].name; }
-
-std::string printable(std::string_view text) {
-  std::string shown;
-  for (unsigned char c : text) {
-    if (c >= 0x20 && c != 0x7f) {
-      shown += static_cast<char>(c);
-    } else if (c == '\t' || c == '\n' || c == '\r') {
-      shown += c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r";
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      shown += buf;
-    }
-  }
-  return shown;
-}
 
 float half_to_float(std::uint16_t bits) {
   _Float16 h;
