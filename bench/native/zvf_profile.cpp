@@ -5,6 +5,8 @@
 //   build/cpp-bench/bench/native/zvf_profile partitions 10000000   (4 z slabs of 250 + finalise)
 //   build/cpp-bench/bench/native/zvf_profile zstd 10000000         (write_points with zstd, default level)
 //   build/cpp-bench/bench/native/zvf_profile write 10000000 5 /tmp keep   (stores left, truncated)
+//   ZVF_PROFILE_CHUNK=50 build/cpp-bench/bench/native/zvf_profile write 1000000 5 /dev/shm
+//     (chunk side 50, 4^3 bins per chunk: 8,000 chunks, the per-chunk cost of bench_chunks.py)
 // Workload A of issue 6: N uniform float32 xyz points in [0, 1000)^3, chunk 200^3,
 // bin 50^3, one float32 attribute, no compression. Prints wall and CPU seconds per
 // repeat; the figures in docs/benchmarks.md come from bench/run_all.py, not from here.
@@ -36,7 +38,8 @@ double cpu() {
 int usage() {
   std::fprintf(stderr,
                "usage: zvf_profile write|zstd|pyramid|read|partitions [N=1000000] [repeats=3] [dir=$TMPDIR] [keep]\n"
-               "  keep: leave the (truncated) stores in dir, so that later runs do not pay for their deletion\n");
+               "  keep: leave the (truncated) stores in dir, so that later runs do not pay for their deletion\n"
+               "  ZVF_PROFILE_CHUNK=S: cubic chunks of side S with 4^3 bins each (default: chunk 200, bin 50)\n");
   return 2;
 }
 
@@ -63,6 +66,12 @@ int main(int argc, char** argv) {
   zvf::Layout layout;
   layout.chunk_shape = {200, 200, 200};
   layout.bin_shape = {50, 50, 50};
+  if (const char* side = std::getenv("ZVF_PROFILE_CHUNK")) {
+    const double c = std::atof(side);
+    if (!(c > 0 && c <= 1000)) return usage();
+    layout.chunk_shape = {c, c, c};
+    layout.bin_shape = {c / 4, c / 4, c / 4};
+  }
   if (what == "zstd") layout.codec.kind = zvf::CodecSpec::Kind::Zstd;
 
   // The partitions mode's input: the points split into 4 z slabs of 250 (not on

@@ -1,9 +1,10 @@
 // Spatial binning and the sort into storage order (engine/sorting.hpp, as the
 // writers use it: sort_points then chunk_view) checked against a brute-force
 // std::map grouping, on float32 and float64 points with negative coordinates
-// and points on chunk and bin edges, through all three paths: direct (one sort
-// by the full key), two-level (by chunk, then by bin per chunk) and sparse (huge
-// chunk bounding box, grouped through a hash map).
+// and points on chunk and bin edges, through all paths: direct (the full key
+// computed once; narrow 16-bit keys with their bin counts, or wide 32-bit keys
+// whose bins chunk_view counts), two-level (by chunk, then bins computed per
+// chunk) and sparse (huge chunk bounding box, grouped through a hash map).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -95,7 +96,12 @@ RefPoint ref_locate(const Points& pts, std::size_t i, const Grid& g) {
   return r;
 }
 
-enum class Path { Direct, TwoLevel, Any };
+enum class Path { Direct, Wide, TwoLevel, Any };
+
+Path path_taken(const zvf::detail::SortedPoints& s) {
+  if (!s.bin_counts.empty()) return Path::Direct;
+  return s.bins.size != 0 ? Path::Wide : Path::TwoLevel;
+}
 
 // Sorts with the library (sort_points + chunk_view, as the writers do) and
 // checks everything against the brute-force reference. A uint64 attribute
@@ -116,8 +122,8 @@ void check_binning(const Points& pts, const Grid& g, int threads, Path path = Pa
   const auto in = zvf::detail::check_input(v, attrs, layout, threads);
   const zvf::detail::CellLayout cl{pts.nd, pts.dtype, in.attr_specs, {}, g.bins_per_chunk_total()};
   const auto sorted = zvf::detail::sort_points(in, cl, threads);
-  if (path != Path::Any && g.bins_per_chunk_total() > 1) {
-    EXPECT_EQ(!sorted.bin_counts.empty(), path == Path::Direct) << "unexpected sort path";
+  if (path != Path::Any) {
+    EXPECT_EQ(static_cast<int>(path_taken(sorted)), static_cast<int>(path)) << "unexpected sort path";
   }
 
   // Brute force: chunk -> (fragment -> rows in input order).
@@ -244,14 +250,38 @@ TEST(Binning, OnePointAndOneChunk) {
   check_binning(same, g, 1);
 }
 
-TEST(Binning, TwoLevelPathWhenTheKeySpaceIsLarge) {
-  // 1000 chunks x 64 bins: too many keys for one counting sort.
+TEST(Binning, WideKeysWhenTheKeySpaceIsLarge) {
+  // 1000 chunks x 64 bins: too many keys to count each, so they are counted by
+  // chunk and chunk_view counts the bins.
   Grid g = Grid::make({100, 100, 100}, {25, 25, 25}, 3);
   Points pts = make_points(DType::F32, 3, 30000, -500, 500, g, 12);
-  check_binning(pts, g, 1, Path::TwoLevel);
-  check_binning(pts, g, 3, Path::TwoLevel);
+  check_binning(pts, g, 1, Path::Wide);
+  check_binning(pts, g, 3, Path::Wide);
   Points pts64 = make_points(DType::F64, 3, 30000, -500, 500, g, 13);
-  check_binning(pts64, g, 2, Path::TwoLevel);
+  check_binning(pts64, g, 2, Path::Wide);
+  // Up to 2^16 bins per chunk, the most a uint16 bin can name (and every key's
+  // chunk through the 64-bit reciprocal): 16 x 16 x 256 bins, 8 chunks.
+  Grid many = Grid::make({16, 16, 16}, {1, 1, 0.0625}, 3);
+  check_binning(make_points(DType::F32, 3, 30000, -16, 16, many, 24), many, 2, Path::Wide);
+  Grid many2d = Grid::make({7, 9}, {0.5, 0.25}, 2);  // 14 x 36 bins, not a power of two
+  check_binning(make_points(DType::F64, 2, 30000, -300, 300, many2d, 25), many2d, 2, Path::Wide);
+}
+
+TEST(Binning, WideKeysWithOneBinPerChunk) {
+  // 40^3 chunks of one bin: the key is the chunk.
+  Grid g = Grid::make({1, 1, 1}, {1, 1, 1}, 3);
+  Points pts = make_points(DType::F32, 3, 30000, -20, 20, g, 26);
+  check_binning(pts, g, 2, Path::Wide);
+  check_binning(pts, g, 1, Path::Wide);
+}
+
+TEST(Binning, TwoLevelPathWhenBinsDoNotFitSixteenBits) {
+  // 64^3 bins per chunk: more than a uint16 bin can name.
+  Grid g = Grid::make({64, 64, 64}, {1, 1, 1}, 3);
+  Points pts = make_points(DType::F32, 3, 20000, -128, 128, g, 27);
+  check_binning(pts, g, 2, Path::TwoLevel);
+  Points pts64 = make_points(DType::F64, 3, 20000, -128, 128, g, 28);
+  check_binning(pts64, g, 1, Path::TwoLevel);
 }
 
 TEST(Binning, DirectPathAllDimensionsAndDtypes) {
@@ -300,7 +330,9 @@ TEST(Binning, SeveralAttributesOnEveryPath) {
   Grid g = Grid::make({100, 100, 100}, {25, 50, 100}, 3);
   check_binning(make_points(DType::F32, 3, 20000, -500, 500, g, 21), g, 2, Path::Direct, true);
   Grid big = Grid::make({100, 100, 100}, {25, 25, 25}, 3);
-  check_binning(make_points(DType::F64, 3, 20000, -500, 500, big, 22), big, 2, Path::TwoLevel, true);
+  check_binning(make_points(DType::F64, 3, 20000, -500, 500, big, 22), big, 2, Path::Wide, true);
+  Grid huge = Grid::make({64, 64, 64}, {1, 1, 1}, 3);
+  check_binning(make_points(DType::F32, 3, 20000, -128, 128, huge, 29), huge, 2, Path::TwoLevel, true);
   Grid one = Grid::make({10, 10, 10}, {}, 3);
   check_binning(make_points(DType::F32, 3, 5000, -30, 30, one, 23), one, 2, Path::Any, true);
 }

@@ -142,7 +142,13 @@ SortedPoints sort_dense(const CheckedInput& in, const CellLayout& layout, const 
 // cache, where thousands (one per bin of every chunk) would miss on nearly every
 // row. Each row's bin goes along, so that chunk_view() orders a chunk by bin in
 // cache, from the counts, without recomputing anything.
-constexpr std::uint64_t kDirectMaxBuckets = 1u << 15;  // keys fit 16 bits; counts stay cache-resident
+// Narrow keys (16 bits) are counted per key, so the bin counts come for free.
+// Wide keys (32 bits: many chunks, as with small chunks) are counted per chunk,
+// since a count per key would no longer stay in cache; chunk_view then counts
+// each chunk's bins from the bins carried with its rows.
+constexpr std::uint64_t kDirectMaxBuckets = 1u << 15;       // narrow: counts stay cache-resident
+constexpr std::uint64_t kDirectWideMaxBuckets = 1ull << 32;  // wide: keys fit 32 bits
+constexpr std::uint64_t kDirectMaxBinsPerChunk = 1u << 16;   // bins travel as uint16
 constexpr std::size_t kKeyBlock = 512;
 
 struct DirectKeys {
@@ -248,8 +254,10 @@ inline void block_keys(const T* p, std::size_t m, const DirectKeys& k, const Dir
   direct_keys<T, ND>(p, m, k, out);
 }
 
-template <class T, int ND>
+// Key is std::uint16_t (narrow) or std::uint32_t (wide); see kDirectMaxBuckets.
+template <class T, int ND, class Key>
 SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const KeySpace& ks, int threads) {
+  constexpr bool kNarrow = sizeof(Key) == 2;
   const ArrayView& pos = *in.positions;
   const std::size_t n = pos.rows;
   const Grid& g = in.grid;
@@ -266,7 +274,7 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
     k.bin_stride[d] = bstride;
     bstride *= bpc;
   }
-  const std::uint64_t B = ks.buckets * nbins;  // <= kDirectMaxBuckets
+  const std::uint64_t B = kNarrow ? ks.buckets * nbins : ks.buckets;  // counted keys or chunks
   DirectKeysF32 kf;
   bool use_f32 = std::is_same_v<T, float>;
   for (int d = 0; d < ND; ++d) {
@@ -283,10 +291,21 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   const T* src = static_cast<const T*>(pos.data);
   const int t = std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(1, n / 65536))));
 
+  // A key's chunk is key / nbins, by a multiplication. Narrow: key * ceil(2^32 /
+  // nbins) >> 32 is exact for keys and nbins below 2^16, since the product's excess
+  // over key / nbins is under 2^16 / 2^32 <= 1 / nbins (also checked exhaustively).
+  // Wide: the same with 2^64, exact for keys below 2^32 and nbins below 2^32.
+  const std::uint64_t magic32 = ((std::uint64_t(1) << 32) + nbins - 1) / nbins;
+  const std::uint64_t magic64 = ~std::uint64_t(0) / nbins + 1;  // ceil(2^64 / nbins) for nbins > 1
+  auto chunk_of_key = [&](std::uint32_t f) -> std::uint32_t {
+    if constexpr (kNarrow) return static_cast<std::uint32_t>((f * magic32) >> 32);
+    else return nbins == 1 ? f : static_cast<std::uint32_t>((static_cast<unsigned __int128>(f) * magic64) >> 64);
+  };
+
   PhaseClock clock("sort");
-  // Pass 1: every row's key, and per-thread counts of each key.
-  RawBuffer keys(n * sizeof(std::uint16_t));
-  auto* key = reinterpret_cast<std::uint16_t*>(keys.data.get());
+  // Pass 1: every row's key, and per-thread counts of each key (narrow) or chunk (wide).
+  RawBuffer keys(n * sizeof(Key));
+  auto* key = reinterpret_cast<Key*>(keys.data.get());
   std::vector<std::vector<std::uint64_t>> counts(t);
   parallel_blocks(n, t, [&](std::size_t b, std::size_t lo, std::size_t hi) {
     auto& cnt = counts[b];
@@ -296,14 +315,15 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
       const std::size_t m = std::min(kKeyBlock, hi - i);
       block_keys<T, ND>(src + i * ND, m, k, fast, block);
       for (std::size_t j = 0; j < m; ++j) {
-        ++cnt[block[j]];
-        key[i + j] = static_cast<std::uint16_t>(block[j]);
+        if constexpr (kNarrow) ++cnt[block[j]];
+        else ++cnt[chunk_of_key(block[j])];
+        key[i + j] = static_cast<Key>(block[j]);
       }
     }
   });
 
-  // Occupied chunks, their bin counts, and per-thread chunk cursors (chunk-major,
-  // thread-minor, so the scatter keeps input order within a chunk).
+  // Occupied chunks, their bin counts (narrow), and per-thread chunk cursors
+  // (chunk-major, thread-minor, so the scatter keeps input order within a chunk).
   SortedPoints out;
   out.grid = &in.grid;
   std::vector<std::vector<std::uint64_t>> cursor(t, std::vector<std::uint64_t>(ks.buckets, 0));
@@ -312,13 +332,19 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
     const std::uint64_t chunk_start = run;
     for (int b = 0; b < t; ++b) {
       cursor[b][c] = run;
-      for (std::uint64_t f = c * nbins; f < (c + 1) * nbins; ++f) run += counts[b][f];
+      if constexpr (kNarrow) {
+        for (std::uint64_t f = c * nbins; f < (c + 1) * nbins; ++f) run += counts[b][f];
+      } else {
+        run += counts[b][c];
+      }
     }
     if (run == chunk_start) continue;  // keep only occupied chunks
-    for (std::uint64_t f = c * nbins; f < (c + 1) * nbins; ++f) {
-      std::uint64_t in_bin = 0;
-      for (int b = 0; b < t; ++b) in_bin += counts[b][f];
-      out.bin_counts.push_back(static_cast<std::int64_t>(in_bin));
+    if constexpr (kNarrow) {
+      for (std::uint64_t f = c * nbins; f < (c + 1) * nbins; ++f) {
+        std::uint64_t in_bin = 0;
+        for (int b = 0; b < t; ++b) in_bin += counts[b][f];
+        out.bin_counts.push_back(static_cast<std::int64_t>(in_bin));
+      }
     }
     out.chunks.push_back(chunk_at(c, ks, ND));
     out.offsets.push_back(chunk_start);
@@ -328,10 +354,6 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   clock.mark("keys");
 
   // Pass 2: rows, attributes and bins scattered by chunk.
-  // A key's chunk is key / nbins, by a multiplication: key * ceil(2^32 / nbins) >> 32
-  // is exact for keys and nbins below 2^16, since the product's excess over
-  // key / nbins is under 2^16 / 2^32 <= 1 / nbins (also checked exhaustively).
-  const std::uint64_t magic = ((std::uint64_t(1) << 32) + nbins - 1) / nbins;
   const std::size_t prow = layout.vertex_row_bytes();
   allocate_rows(out, n, layout);
   out.bins = RawBuffer(n * sizeof(std::uint16_t));
@@ -342,8 +364,8 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
     for (std::size_t i = lo; i < hi; i += kKeyBlock) {
       const std::size_t m = std::min(kKeyBlock, hi - i);
       for (std::size_t j = 0; j < m; ++j) {
-        const std::uint16_t f = key[i + j];
-        const auto c = static_cast<std::uint32_t>((f * magic) >> 32);
+        const std::uint32_t f = key[i + j];
+        const std::uint32_t c = chunk_of_key(f);
         dst[j] = cur[c]++;
         bins[dst[j]] = static_cast<std::uint16_t>(f - c * nbins);
         // The row's destination line, asked for now and written by the loop below:
@@ -370,25 +392,37 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   return out;
 }
 
-// The direct kernel works in int32 bin indices and uint32 keys.
-bool direct_path_fits(const CheckedInput& in, const KeySpace& ks) {
+enum class DirectKeyWidth { None, Narrow, Wide };
+
+// The direct kernel works in int32 bin indices and uint32 keys, and carries
+// bins as uint16.
+DirectKeyWidth direct_key_width(const CheckedInput& in, const KeySpace& ks) {
   const Grid& g = in.grid;
   const long double buckets = static_cast<long double>(ks.buckets) * static_cast<long double>(g.bins_per_chunk_total());
-  if (buckets > kDirectMaxBuckets) return false;
   for (std::size_t d = 0; d < g.ndim(); ++d) {
     const double lo = std::abs(in.pos_min[d]) / g.bin_shape[d], hi = std::abs(in.pos_max[d]) / g.bin_shape[d];
-    if (std::max(lo, hi) > 1.0e9 || static_cast<double>(std::abs(ks.cmin[d] * g.bins_per_chunk[d])) > 1.0e9) return false;
+    if (std::max(lo, hi) > 1.0e9 || static_cast<double>(std::abs(ks.cmin[d] * g.bins_per_chunk[d])) > 1.0e9)
+      return DirectKeyWidth::None;
   }
-  return true;
+  if (buckets <= kDirectMaxBuckets) return DirectKeyWidth::Narrow;
+  if (buckets < kDirectWideMaxBuckets && static_cast<std::uint64_t>(g.bins_per_chunk_total()) <= kDirectMaxBinsPerChunk)
+    return DirectKeyWidth::Wide;
+  return DirectKeyWidth::None;
 }
 
-template <class T>
+template <class T, class Key>
 SortedPoints sort_direct_nd(const CheckedInput& in, const CellLayout& layout, const KeySpace& ks, int threads) {
   switch (in.positions->cols) {
-    case 2: return sort_direct<T, 2>(in, layout, ks, threads);
-    case 3: return sort_direct<T, 3>(in, layout, ks, threads);
-    default: return sort_direct<T, 4>(in, layout, ks, threads);
+    case 2: return sort_direct<T, 2, Key>(in, layout, ks, threads);
+    case 3: return sort_direct<T, 3, Key>(in, layout, ks, threads);
+    default: return sort_direct<T, 4, Key>(in, layout, ks, threads);
   }
+}
+
+template <class Key>
+SortedPoints sort_direct_any(const CheckedInput& in, const CellLayout& layout, const KeySpace& ks, int threads) {
+  return in.positions->dtype == DType::F32 ? sort_direct_nd<float, Key>(in, layout, ks, threads)
+                                           : sort_direct_nd<double, Key>(in, layout, ks, threads);
 }
 
 // Scattered data whose chunk bounding box is too large to count into: group by
@@ -443,8 +477,11 @@ ChunkView SortedPoints::chunk_view(std::size_t k, const CellLayout& layout, Chun
       v.attrs.emplace_back(attrs[a].data.get() + first * layout.attr_row_bytes(a), n * layout.attr_row_bytes(a));
     return v;
   }
-  if (bins.size != 0) {  // direct path: bins and their counts known from the sort
+  if (!bin_counts.empty()) {  // narrow direct path: bins and their counts known from the sort
     std::copy_n(bin_counts.begin() + static_cast<std::ptrdiff_t>(k * nbins), nbins, sc.frag_counts.begin());
+  } else if (bins.size != 0) {  // wide direct path: the bins are known, their counts are not
+    const auto* b16 = reinterpret_cast<const std::uint16_t*>(bins.data.get()) + first;
+    for (std::uint64_t r = 0; r < n; ++r) ++sc.frag_counts[b16[r]];
   } else {
     sc.bins.resize(n);
     // Fragment of every row.
@@ -544,9 +581,10 @@ SortedPoints sort_points(const CheckedInput& in, const CellLayout& layout, int t
   const long double limit = std::max<long double>(1 << 20, static_cast<long double>(pos.rows) / 8);
   if (box > limit) return sort_sparse(in, layout, threads);
   ks.buckets = static_cast<std::uint64_t>(box);
-  if (direct_path_fits(in, ks)) {
-    return pos.dtype == DType::F32 ? sort_direct_nd<float>(in, layout, ks, threads)
-                                   : sort_direct_nd<double>(in, layout, ks, threads);
+  switch (direct_key_width(in, ks)) {
+    case DirectKeyWidth::Narrow: return sort_direct_any<std::uint16_t>(in, layout, ks, threads);
+    case DirectKeyWidth::Wide: return sort_direct_any<std::uint32_t>(in, layout, ks, threads);
+    case DirectKeyWidth::None: break;
   }
   return pos.dtype == DType::F32 ? sort_dense<float>(in, layout, ks, threads) : sort_dense<double>(in, layout, ks, threads);
 }

@@ -3,15 +3,16 @@
 // bin. Stable counting sorts: by chunk over the whole input (few write cursors,
 // so the scatter stays in cache), then by bin inside each chunk when it is
 // written (chunk_view), in a per-thread scratch buffer. Three ways to find keys:
-//  - direct: when the chunk bounding box times the bins per chunk is small, a
+//  - direct: when the chunk bounding box times the bins per chunk fits 32 bits, a
 //    vectorised kernel computes each row's (chunk, bin) key once; the bins travel
-//    with the rows, and their counts are known, so chunk_view only moves rows;
+//    with the rows, so chunk_view only counts them (wide keys) or not even that
+//    (narrow keys, below 2^15: their counts come from the sort), then moves rows;
 //  - dense: chunk keys by counting over the chunk bounding box; chunk_view
 //    computes the bins;
 //  - sparse: scattered data whose chunk box is too large to count into: chunks
 //    through a hash map.
 // Extra memory: one copy of the input and a chunk per thread, plus (direct) 4
-// bytes per row for the keys and bins.
+// bytes per row for the keys and bins (6 with wide keys).
 #pragma once
 #include <memory>
 #include <vector>
@@ -48,9 +49,9 @@ struct SortedPoints {
   RawBuffer positions;                            // rows grouped by chunk, input order within
   std::vector<RawBuffer> attrs;
   const Grid* grid = nullptr;
-  // Direct path only: each sorted row's bin inside its chunk (uint16), and chunk
-  // k's bin counts in bin_counts[k * nbins, (k + 1) * nbins). Empty otherwise:
-  // chunk_view computes the bins.
+  // Direct path only: each sorted row's bin inside its chunk (uint16), and, with
+  // narrow keys, chunk k's bin counts in bin_counts[k * nbins, (k + 1) * nbins).
+  // Empty otherwise: chunk_view computes the bins, or counts them.
   RawBuffer bins;
   std::vector<std::int64_t> bin_counts;
   // Chunk k's rows sorted by bin, in `scratch` (valid until its next use); no
