@@ -5,6 +5,10 @@ domain, chunk 200^3, bin 50^3, one float32 attribute, local filesystem, no
 compression. Measured at several N (the largest is the headline) so that the
 time-against-points curve comes from the same run. Compare ratios, not times.
 
+Next to `tofile` (one file), "files alone" writes the same bytes, already in
+storage order, as the store's files (bench_chunks.files_alone): the write's I/O
+without its sort, so that the two parts of the gap to `tofile` are measured.
+
     python bench/bench_points.py                    # N = 10^7, 3 repeats
     python bench/bench_points.py --n 100000 --repeat 1 --ref-python PATH
 
@@ -24,24 +28,29 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Context, ReferenceSide, measurement, remove, sig, speedup, timed  # noqa: E402
-from _workload import BIN, CHUNK, points  # noqa: E402
+from _workload import BIN, CHUNK, DOMAIN, points  # noqa: E402
+from bench_chunks import files_alone  # noqa: E402
 
 from zarr_vectors.core.multiscale import finalise  # noqa: E402
 from zarr_vectors.types.points import read_points, write_points, write_points_partition  # noqa: E402
 
-OURS = ("tofile", "fromfile", "write", "write_4_partitions", "read_all")
+OURS = ("tofile", "files_alone", "fromfile", "write", "write_4_partitions", "read_all")
 
 
 def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
     positions, intensity = points(n)
-    raw = f"{workdir}/raw.bin"
+    raw, files = f"{workdir}/raw.bin", f"{workdir}/files.zarrvectors"
     one, parts = f"{workdir}/ours.zarrvectors", f"{workdir}/ours_parts.zarrvectors"
+    # The store's files with the same bytes already in storage order: what is
+    # left of a write without the sort (see bench_chunks.files_alone).
+    pos_bytes, val_bytes = memoryview(positions.tobytes()), memoryview(intensity.tobytes())
+    side, bins = round(DOMAIN / CHUNK[0]), round(CHUNK[0] / BIN[0]) ** 3
     res: dict[str, list[float]] = {k: [] for k in OURS}
     slabs = [(i * 250.0, (i + 1) * 250.0) for i in range(4)]
     masks = [(positions[:, 2] >= lo) & (positions[:, 2] < hi) for lo, hi in slabs]
     slab_data = [(np.ascontiguousarray(positions[m]), np.ascontiguousarray(intensity[m])) for m in masks]
     for _ in range(repeat):
-        for p in (one, parts, raw):
+        for p in (one, parts, raw, files):
             remove(p)
 
         def tofile():
@@ -50,6 +59,7 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
                 intensity.tofile(f)
 
         res["tofile"].append(timed(tofile))
+        res["files_alone"].append(timed(lambda: files_alone(files, side, n, pos_bytes, val_bytes, bins)))
         res["fromfile"].append(timed(lambda: np.fromfile(raw, dtype=np.uint8)))
         res["write"].append(timed(lambda: write_points(
             one, positions, chunk_shape=CHUNK, bin_shape=BIN, attributes={"intensity": intensity})))
@@ -64,7 +74,7 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
         out = {}
         res["read_all"].append(timed(lambda: out.update(read_points(one))))
         assert len(out["positions"]) == n
-    for p in (one, parts, raw):
+    for p in (one, parts, raw, files):
         remove(p)
     return res
 
@@ -89,6 +99,7 @@ def run(cfg: dict, ctx: Context) -> dict:
     derived = {
         "n": n,
         "write_fraction_of_tofile": m["tofile"] / m["write"],
+        "files_alone_fraction_of_tofile": m["tofile"] / m["files_alone"],
         "write_4_partitions_fraction_of_tofile": m["tofile"] / m["write_4_partitions"],
         "read_all_fraction_of_fromfile": m["fromfile"] / m["read_all"],
     }
@@ -103,6 +114,8 @@ def run(cfg: dict, ctx: Context) -> dict:
 
 ROWS = [
     ("raw `ndarray.tofile`", "tofile", lambda d: "ceiling"),
+    ("the store's files alone (bytes already in storage order, no sort)", "files_alone",
+     lambda d: f"{d['files_alone_fraction_of_tofile']:.0%} of tofile"),
     ("ours `write_points`", "write", lambda d: f"{d['write_fraction_of_tofile']:.0%} of tofile"),
     ("ours 4 x `write_points_partition` + `finalise`", "write_4_partitions",
      lambda d: f"{d['write_4_partitions_fraction_of_tofile']:.0%} of tofile"),
