@@ -6,8 +6,9 @@ compression. Measured at several N (the largest is the headline) so that the
 time-against-points curve comes from the same run. Compare ratios, not times.
 
 Next to `tofile` (one file), "files alone" writes the same bytes, already in
-storage order, as the store's files (bench_chunks.files_alone): the write's I/O
-without its sort, so that the two parts of the gap to `tofile` are measured.
+storage order, as the store's files (bench_chunks.files_alone, on one thread
+per core): the write's I/O without its sort, so that the two parts of the gap to
+`tofile` are measured.
 
     python bench/bench_points.py                    # N = 10^7, 3 repeats
     python bench/bench_points.py --n 100000 --repeat 1 --ref-python PATH
@@ -59,7 +60,7 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
                 intensity.tofile(f)
 
         res["tofile"].append(timed(tofile))
-        res["files_alone"].append(timed(lambda: files_alone(files, side, n, pos_bytes, val_bytes, bins)))
+        res["files_alone"].append(timed(lambda: files_alone(files, side, n, pos_bytes, val_bytes, bins, processes=False)))
         res["fromfile"].append(timed(lambda: np.fromfile(raw, dtype=np.uint8)))
         res["write"].append(timed(lambda: write_points(
             one, positions, chunk_shape=CHUNK, bin_shape=BIN, attributes={"intensity": intensity})))
