@@ -85,9 +85,10 @@ def test_each_benchmark_compares_what_it_promises(tiny_run):
     sizes = b["points"]["by_size"]
     assert sorted(map(int, sizes)) == [2_000, 5_000]
     for row in sizes.values():
-        assert {"tofile", "files_alone", "fromfile", "write", "write_4_partitions", "read_all", "ref_write",
+        assert {"tofile", "files_alone", "copy", "fromfile", "write", "write_4_partitions", "read_all", "ref_write",
                 "ref_read_all"} <= set(row)
-    for key in ("write_fraction_of_tofile", "files_alone_fraction_of_tofile", "read_all_fraction_of_fromfile",
+    for key in ("write_fraction_of_tofile", "files_alone_fraction_of_tofile",
+                "files_alone_and_copy_fraction_of_tofile", "read_all_fraction_of_fromfile",
                 "write_speedup_vs_reference"):
         assert finite(b["points"]["derived"][key]) and b["points"]["derived"][key] > 0
 
