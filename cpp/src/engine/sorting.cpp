@@ -294,7 +294,8 @@ SortedPoints sort_direct(const CheckedInput& in, const CellLayout& layout, const
   // A key's chunk is key / nbins, by a multiplication. Narrow: key * ceil(2^32 /
   // nbins) >> 32 is exact for keys and nbins below 2^16, since the product's excess
   // over key / nbins is under 2^16 / 2^32 <= 1 / nbins (also checked exhaustively).
-  // Wide: the same with 2^64, exact for keys below 2^32 and nbins below 2^32.
+  // Wide: the same with 2^64, exact for keys below 2^32 (excess under 2^-32) and
+  // nbins up to 2^16 (direct_key_width() ensures it).
   const std::uint64_t magic32 = ((std::uint64_t(1) << 32) + nbins - 1) / nbins;
   const std::uint64_t magic64 = ~std::uint64_t(0) / nbins + 1;  // ceil(2^64 / nbins) for nbins > 1
   auto chunk_of_key = [&](std::uint32_t f) -> std::uint32_t {
