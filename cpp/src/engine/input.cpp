@@ -152,7 +152,7 @@ CheckedInput check_input(const ArrayView& positions, const std::vector<NamedArra
         invalid("attribute '" + a.name + "' (bool) holds the byte " + std::to_string(*bad) + " at row " +
                 std::to_string(static_cast<std::size_t>(bad - b) / a.view.cols) + "; expected 0 (False) or 1 (True)");
     }
-    in.attr_specs.push_back({a.name, a.view.dtype, a.view.cols, a.view.one_d, {}, false});
+    in.attr_specs.push_back({a.name, a.view.dtype, a.view.cols, a.view.one_d});
   }
   if (positions.rows > 0) {
     if (positions.dtype == DType::F32) scan_positions<float>(positions, threads, in.pos_min, in.pos_max);

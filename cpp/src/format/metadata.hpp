@@ -24,7 +24,7 @@ struct AttrSpec {
   bool one_d = true;
   // Dictionary encoding (the reference's string attributes): values are codes
   // into `categories`. Only pyramids write it, carrying a level-0 dictionary down.
-  std::vector<std::string> categories;
+  std::vector<std::string> categories{};
   bool ordered = false;
   bool operator==(const AttrSpec&) const = default;
 };
