@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -86,6 +87,8 @@ def files_alone(root: str, side: int, n: int, positions: memoryview, values: mem
             try:
                 work(t)
                 code = 0
+            except BaseException:
+                traceback.print_exc()  # the parent only sees the exit status
             finally:
                 os._exit(code)
         pids.append(pid)

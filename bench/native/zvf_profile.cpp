@@ -68,7 +68,10 @@ int main(int argc, char** argv) {
   layout.bin_shape = {50, 50, 50};
   if (const char* side = std::getenv("ZVF_PROFILE_CHUNK")) {
     const double c = std::atof(side);
-    if (!(c > 0 && c <= 1000)) return usage();
+    if (!(c > 0 && c <= 1000)) {
+      std::fprintf(stderr, "zvf_profile: ZVF_PROFILE_CHUNK='%s': expected a chunk side in (0, 1000]\n", side);
+      return usage();
+    }
     layout.chunk_shape = {c, c, c};
     layout.bin_shape = {c / 4, c / 4, c / 4};
   }
