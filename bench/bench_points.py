@@ -11,6 +11,11 @@ per core): the write's I/O without its sort, so that the two parts of the gap to
 `tofile` are measured. "copy" is one copy of the same bytes in memory on all
 cores: the least a sort into storage order can cost.
 
+"durable" repeats `tofile` and our write with the data on stable storage at the
+end: `tofile` then `fsync` of its file, and `write_points(durable=True)` (one
+`syncfs` before the metadata and one after). The machine's other dirty data is
+flushed, untimed, before each of the two, so each waits for its own bytes only.
+
     python bench/bench_points.py                    # N = 10^7, 3 repeats
     python bench/bench_points.py --n 100000 --repeat 1 --ref-python PATH
 
@@ -37,7 +42,8 @@ from bench_chunks import files_alone  # noqa: E402
 from zarr_vectors.core.multiscale import finalise  # noqa: E402
 from zarr_vectors.types.points import read_points, write_points, write_points_partition  # noqa: E402
 
-OURS = ("tofile", "files_alone", "copy", "fromfile", "write", "write_4_partitions", "read_all")
+OURS = ("tofile", "files_alone", "copy", "fromfile", "write", "write_4_partitions", "read_all",
+        "tofile_durable", "write_durable")
 
 
 def copy_all_cores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -57,6 +63,7 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
     positions, intensity = points(n)
     raw, files = f"{workdir}/raw.bin", f"{workdir}/files.zarrvectors"
     one, parts = f"{workdir}/ours.zarrvectors", f"{workdir}/ours_parts.zarrvectors"
+    raw_durable, one_durable = f"{workdir}/raw_durable.bin", f"{workdir}/ours_durable.zarrvectors"
     # The store's files with the same bytes already in storage order: what is
     # left of a write without the sort (see bench_chunks.files_alone).
     pos_bytes, val_bytes = memoryview(positions.tobytes()), memoryview(intensity.tobytes())
@@ -70,7 +77,7 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
     masks = [(positions[:, 2] >= lo) & (positions[:, 2] < hi) for lo, hi in slabs]
     slab_data = [(np.ascontiguousarray(positions[m]), np.ascontiguousarray(intensity[m])) for m in masks]
     for _ in range(repeat):
-        for p in (one, parts, raw, files):
+        for p in (one, parts, raw, files, raw_durable, one_durable):
             remove(p)
 
         def tofile():
@@ -95,7 +102,21 @@ def ours(n: int, workdir: str, repeat: int) -> dict[str, list[float]]:
         out = {}
         res["read_all"].append(timed(lambda: out.update(read_points(one))))
         assert len(out["positions"]) == n
-    for p in (one, parts, raw, files):
+
+        def tofile_durable():
+            with open(raw_durable, "wb") as f:
+                positions.tofile(f)
+                intensity.tofile(f)
+                f.flush()
+                os.fsync(f.fileno())
+
+        os.sync()  # the earlier outputs' dirty pages, so that neither side waits for them
+        res["tofile_durable"].append(timed(tofile_durable))
+        os.sync()
+        res["write_durable"].append(timed(lambda: write_points(
+            one_durable, positions, chunk_shape=CHUNK, bin_shape=BIN, attributes={"intensity": intensity},
+            durable=True)))
+    for p in (one, parts, raw, files, raw_durable, one_durable):
         remove(p)
     return res
 
@@ -124,6 +145,7 @@ def run(cfg: dict, ctx: Context) -> dict:
         "files_alone_and_copy_fraction_of_tofile": m["tofile"] / (m["files_alone"] + m["copy"]),
         "write_4_partitions_fraction_of_tofile": m["tofile"] / m["write_4_partitions"],
         "read_all_fraction_of_fromfile": m["fromfile"] / m["read_all"],
+        "write_durable_fraction_of_tofile_durable": m["tofile_durable"] / m["write_durable"],
     }
     if "ref_write" in m:
         derived["write_speedup_vs_reference"] = m["ref_write"] / m["write"]
@@ -143,6 +165,9 @@ ROWS = [
     ("ours `write_points`", "write", lambda d: f"{d['write_fraction_of_tofile']:.0%} of tofile"),
     ("ours 4 x `write_points_partition` + `finalise`", "write_4_partitions",
      lambda d: f"{d['write_4_partitions_fraction_of_tofile']:.0%} of tofile"),
+    ("durable: raw `ndarray.tofile` + `fsync`", "tofile_durable", lambda d: "ceiling, on stable storage"),
+    ("durable: ours `write_points(durable=True)`", "write_durable",
+     lambda d: f"{d['write_durable_fraction_of_tofile_durable']:.0%} of tofile + fsync"),
     ("raw `numpy.fromfile`", "fromfile", lambda d: "ceiling"),
     ("ours `read_points` (all)", "read_all", lambda d: f"{d['read_all_fraction_of_fromfile']:.0%} of fromfile"),
     ("zarr-vectors 0.9.2 `write_points`", "ref_write",

@@ -119,6 +119,10 @@ def targets(bench: dict[str, dict]) -> list[dict[str, Any]]:
             f"{d['write_fraction_of_tofile']:.0%}")
         add(f"4 x write_points_partition + finalise vs tofile ({n})", ">= 50%",
             d["write_4_partitions_fraction_of_tofile"], 0.5, True, f"{d['write_4_partitions_fraction_of_tofile']:.0%}")
+        if "write_durable_fraction_of_tofile_durable" in d:  # the same target with both on stable storage
+            add(f"write_points(durable=True) vs tofile + fsync ({n})", ">= 50%",
+                d["write_durable_fraction_of_tofile_durable"], 0.5, True,
+                f"{d['write_durable_fraction_of_tofile_durable']:.0%}")
         add(f"read all vs numpy.fromfile ({n})", ">= 50%", d["read_all_fraction_of_fromfile"], 0.5, True,
             f"{d['read_all_fraction_of_fromfile']:.0%}")
     if (r := have("zstd")):

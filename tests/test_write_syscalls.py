@@ -4,7 +4,8 @@
 interleaved lines), and the system calls on every cell file are checked: no
 O_SYNC/O_DSYNC/O_DIRECT, each cell written front to back in at most two
 write calls (one writev of the 8-byte frame header and the payload), no seeks, and the
-only fsyncs are those of the partition manifest.
+only fsyncs are those of the partition manifest. With ``--durable``, one ``syncfs``
+flushes the cells before the manifest is created.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
     store = tmp_path / "s.zarrvectors"
     logs = tmp_path / "trace"
     cmd = [strace, "-ff", "-s", "0", "-o", str(logs),
-           "-e", "trace=openat,open,creat,write,writev,pwrite64,pwritev,pwritev2,lseek,fsync,fdatasync,close",
+           "-e", "trace=openat,open,creat,write,writev,pwrite64,pwritev,pwritev2,lseek,fsync,fdatasync,syncfs,sync,close",
            zvf_cli, "write-partition", str(store), "--input", str(tmp_path / "slab.npy"),
            "--chunk-shape", "50,50,50", "--bin-shape", "12.5,12.5,12.5", "--z-range", "0,100", "--threads", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -38,6 +39,7 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
 
     cells: dict[str, dict] = {}  # final cell path -> {writes, bytes, seeks}
     fsyncs = 0
+    syncs = 0
     opened_sync = []
     for log in tmp_path.glob("trace.*"):
         fds: dict[int, str] = {}
@@ -59,6 +61,8 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
             fd = int(args.split(",")[0]) if args.split(",")[0].strip().isdigit() else -1
             if name in ("fsync", "fdatasync"):
                 fsyncs += 1
+            if name in ("syncfs", "sync"):
+                syncs += 1
             if fd not in fds:
                 continue
             if name in ("write", "writev"):
@@ -78,3 +82,29 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
         assert c["writes"] <= 2 and c["seeks"] == 0, f"{path}: {c}"
         assert size > 500_000  # 50 000 points: one ~600 kB write, not many small ones
     assert fsyncs <= 2, f"{fsyncs} fsync calls; only the manifest and its directory are synced"
+    assert syncs == 0, "a write without --durable flushed the filesystem"
+
+
+def test_durable_partition_flushes_its_cells_before_the_manifest(zvf_cli, tmp_path):
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.fail("strace is not installed (scripts/deps/hpc.apt lists it)")
+    rng = np.random.default_rng(4)
+    np.save(tmp_path / "slab.npy", rng.uniform(0, 100, size=(20_000, 3)).astype(np.float32))
+    store = tmp_path / "s.zarrvectors"
+    log = tmp_path / "trace"
+    # -f without -ff: one log, in the order the calls completed across threads.
+    cmd = [strace, "-f", "-s", "200", "-o", str(log), "-e", "trace=openat,syncfs,sync,fsync",
+           zvf_cli, "write-partition", str(store), "--input", str(tmp_path / "slab.npy"),
+           "--chunk-shape", "50,50,50", "--z-range", "0,100", "--threads", "2", "--durable"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = log.read_text().splitlines()
+    syncfs = [i for i, line in enumerate(lines) if re.search(r"\bsyncfs\(", line)]
+    # Creates of cell files (a first try may fail with ENOENT before its directory exists).
+    cells = [i for i, line in enumerate(lines) if "/0/vertices/c/" in line and "O_CREAT" in line]
+    cell_paths = {re.search(r'"([^"]*)"', lines[i])[1] for i in cells}
+    manifest = [i for i, line in enumerate(lines) if "manifest.json" in line and "O_CREAT" in line]
+    assert len(syncfs) == 1, [lines[i] for i in syncfs]
+    assert len(cell_paths) == 8 and manifest, (cell_paths, manifest)
+    assert max(cells) < syncfs[0] < min(manifest), "the cells were not flushed before the manifest was written"

@@ -12,6 +12,7 @@ struct FinaliseArgs {
   std::string store;
   bool allow_gaps = false;
   int threads = 0;
+  bool durable = false;
 };
 
 void run_finalise(const FinaliseArgs& a) {
@@ -23,6 +24,7 @@ void run_finalise(const FinaliseArgs& a) {
     Progress progress("finalising");  // cleared before the summary is printed
     Exec exec;
     exec.threads = a.threads;
+    exec.durable = a.durable;
     exec.progress = progress.callback();
     r = finalise(*store, options, exec);
   }
@@ -53,6 +55,8 @@ void register_finalise(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--threads", a->threads, "Worker threads (0: one per core)")
       ->check(non_negative_int())
       ->capture_default_str();
+  sub->add_flag("--durable", a->durable,
+                "Return only once the merged data and the metadata are on stable storage (syncfs on a filesystem)");
   sub->footer(
       "\nRefuses (exit 6) while a partition is incomplete, or when partitions overlap or\n"
       "disagree on layout, naming them. Running it again on a final store does nothing.\n"

@@ -43,6 +43,7 @@ void run_write(const WriteArgs& a) {
     Progress progress("writing");  // cleared before the summary is printed
     Exec exec;
     exec.threads = a.layout.threads;
+    exec.durable = a.layout.durable;
     exec.progress = progress.callback();
     s = write_points(*store, view_of(cloud.positions), attribute_views(cloud), layout, bounds, exec);
   }
@@ -97,6 +98,7 @@ void run_write_partition(const PartitionArgs& a) {
     Progress progress("writing partition");
     Exec exec;
     exec.threads = a.layout.threads;
+    exec.durable = a.layout.durable;
     exec.progress = progress.callback();
     s = write_points_partition(*store, view_of(cloud.positions), attribute_views(cloud), layout, range, exec);
   }

@@ -124,6 +124,8 @@ void add_layout_options(CLI::App& sub, LayoutArgs& a) {
   sub.add_option("--threads", a.threads, "Worker threads (0: one per core)")
       ->check(non_negative_int())
       ->capture_default_str();
+  sub.add_flag("--durable", a.durable,
+               "Return only once the data is on stable storage, flushed before the metadata that publishes it (syncfs on a filesystem; S3 PUTs are durable already)");
 }
 
 Layout make_layout(const LayoutArgs& a) {

@@ -70,6 +70,7 @@ struct LayoutArgs {
   std::string bin_shape;
   std::string compressor = "none";
   int threads = 0;
+  bool durable = false;
 };
 void add_layout_options(CLI::App& sub, LayoutArgs& args);
 Layout make_layout(const LayoutArgs& args);

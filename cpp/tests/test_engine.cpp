@@ -1080,11 +1080,88 @@ class HookedStore final : public Store {
   }
   std::string describe() const override { return inner_.describe(); }
   bool root_exists() const override { return inner_.root_exists(); }
+  void sync() override {
+    hook_("sync", "");
+    inner_.sync();
+  }
 
  private:
   Store& inner_;
   Hook hook_;
 };
+
+// ---- durable writes: what publishes data is written only after a sync --------
+
+// The store operations of one call, in order: "set <key>" and "sync".
+struct OpLog {
+  std::vector<std::string> ops;
+  HookedStore::Hook hook() {
+    return [this](const std::string& op, const std::string& key) {
+      if (op == "set" || op == "sync") ops.push_back(op == "sync" ? "sync" : "set " + key);
+    };
+  }
+  // Index of the first op equal to `what` (or starting with it, when prefix), or -1.
+  long find(const std::string& what, bool prefix = false) const {
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (prefix ? ops[i].starts_with(what) : ops[i] == what) return static_cast<long>(i);
+    return -1;
+  }
+  long last(const std::string& prefix) const {
+    for (std::size_t i = ops.size(); i-- > 0;)
+      if (ops[i].starts_with(prefix)) return static_cast<long>(i);
+    return -1;
+  }
+};
+
+const zvf::Exec kDurable{2, {}, true};
+
+TEST(Durable, WritePointsSyncsTheCellsBeforeTheMetadataAndTheMetadataLast) {
+  const Cloud c = make_cloud(DType::F32, 3, 3000, {0, 0, 0}, {100, 100, 100}, 61, kPartAttrs);
+  const Layout layout{{50, 50, 50}, {25, 25, 25}, {}};
+  zvf::MemoryStore plain_store, durable_store;
+  OpLog plain, durable;
+  HookedStore p(plain_store, plain.hook()), d(durable_store, durable.hook());
+  zvf::write_points(p, c.view(), c.named(), layout, std::nullopt, kExec);
+  zvf::write_points(d, c.view(), c.named(), layout, std::nullopt, kDurable);
+  EXPECT_EQ(plain.find("sync"), -1) << "a write without durable must not sync";
+  const long first_sync = durable.find("sync"), last_cell = durable.last("set 0/vertices/c/");
+  ASSERT_GE(first_sync, 0);
+  ASSERT_GE(last_cell, 0);
+  EXPECT_LT(last_cell, first_sync) << "a cell was written after the sync";
+  EXPECT_GT(durable.find("set zarr.json"), first_sync) << "the root metadata went out before the cells were durable";
+  EXPECT_EQ(durable.ops.back(), "sync") << "the metadata is not synced before the call returns";
+  // Same bytes either way.
+  for (const auto& key : plain_store.list("")) EXPECT_EQ(plain_store.get(key), durable_store.get(key)) << key;
+}
+
+TEST(Durable, PartitionSyncsItsCellsBeforeItsManifestAndFinaliseBeforeItsMetadata) {
+  zvf::MemoryStore s;
+  const Cloud c = part_cloud(62, 3000);
+  OpLog log;
+  HookedStore hooked(s, log.hook());
+  // Unaligned: this slab has cells in place and staged pieces.
+  zvf::write_points_partition(hooked, c.slab(-kInf, 222.125).view(), c.slab(-kInf, 222.125).named(), kPartLayout,
+                              x_range(-kInf, 222.125), kDurable);
+  const long manifest = log.last("set .zvf/partitions/x_minf_222.125/manifest.json");
+  ASSERT_GE(manifest, 0) << "no manifest written";
+  const long sync = log.find("sync");
+  ASSERT_GE(sync, 0);
+  EXPECT_LT(sync, manifest);
+  EXPECT_LT(log.last("set 0/vertices/c/"), sync) << "a cell written in place after the sync";
+  EXPECT_LT(log.last("set .zvf/partitions/x_minf_222.125/pieces/"), sync) << "a piece written after the sync";
+
+  write_part(s, c.slab(222.125, kInf), kPartLayout, x_range(222.125, kInf));
+  log.ops.clear();
+  const auto rep = zvf::finalise(hooked, {}, kDurable);
+  EXPECT_EQ(rep.vertex_count, c.n);
+  const long meta_sync = log.find("sync"), root = log.find("set zarr.json");
+  ASSERT_GE(meta_sync, 0);
+  ASSERT_GE(root, 0);
+  EXPECT_LT(log.last("set 0/vertices/c/"), meta_sync) << "a merged cell written after the sync";
+  EXPECT_LT(meta_sync, root);
+  EXPECT_EQ(log.ops.back(), "sync");
+  EXPECT_TRUE(same_rows(read_all(s, c), c));
+}
 
 TEST(PartitionsFinalise, TaskStartingDuringTheSweepIsRefusedAndFinaliseRepeatsSafely) {
   zvf::MemoryStore s;

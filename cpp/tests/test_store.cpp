@@ -108,6 +108,15 @@ TEST_F(PosixStoreTest, KeysAreFilesUnderRoot) {
   EXPECT_EQ(store_.root(), dir_.path());
 }
 
+TEST_F(PosixStoreTest, SyncFlushesAnExistingStoreAndNamesAMissingOne) {
+  store_.set("0/vertices/c/0/0/0", std::string("cell"));
+  store_.sync();  // syncfs of the filesystem under the root: succeeds, changes nothing
+  EXPECT_EQ(store_.get("0/vertices/c/0/0/0"), Bytes({'c', 'e', 'l', 'l'}));
+  const std::string gone = dir_.path() + "/not_there";
+  PosixStore missing(gone);
+  expect_error([&] { missing.sync(); }, zvf::Error::Code::IO, {gone, "to sync it"});
+}
+
 TEST_F(PosixStoreTest, NoTempFilesLeftBehind) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {

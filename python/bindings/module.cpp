@@ -98,9 +98,10 @@ std::vector<NamedArray> attrs_of(const std::vector<std::pair<std::string, py::ar
   return out;
 }
 
-Exec exec_of(int threads, const std::optional<py::function>& progress) {
+Exec exec_of(int threads, const std::optional<py::function>& progress, bool durable = false) {
   Exec e;
   e.threads = threads;
+  e.durable = durable;
   if (progress) {
     // Progress runs on the calling thread, which holds no GIL during engine work.
     py::function fn = *progress;
@@ -129,13 +130,13 @@ PYBIND11_MODULE(_zvf, m) {
       [](const std::string& url, const py::array& positions,
          const std::vector<std::pair<std::string, py::array>>& attributes, const std::vector<double>& chunk,
          const std::optional<std::vector<double>>& bin, const std::optional<std::pair<std::vector<double>, std::vector<double>>>& bounds,
-         const std::string& compressor, int threads, const std::optional<py::function>& progress) {
+         const std::string& compressor, int threads, const std::optional<py::function>& progress, bool durable) {
         ArrayView pos = view_of(positions, "positions");
         auto attrs = attrs_of(attributes);
         Layout layout = layout_of(chunk, bin, compressor);
         std::optional<Box> box;
         if (bounds) box = Box{bounds->first, bounds->second};
-        Exec exec = exec_of(threads, progress);
+        Exec exec = exec_of(threads, progress, durable);
         WriteSummary s;
         {
           py::gil_scoped_release nogil;
@@ -146,18 +147,19 @@ PYBIND11_MODULE(_zvf, m) {
                         py::arg("bins_per_chunk") = py::tuple(py::cast(s.bins_per_chunk)));
       },
       py::arg("url"), py::arg("positions"), py::arg("attributes"), py::arg("chunk_shape"), py::arg("bin_shape"),
-      py::arg("bounds"), py::arg("compressor"), py::arg("threads") = 0, py::arg("progress") = py::none());
+      py::arg("bounds"), py::arg("compressor"), py::arg("threads") = 0, py::arg("progress") = py::none(),
+      py::arg("durable") = false);
 
   m.def(
       "write_points_partition",
       [](const std::string& url, const py::array& positions,
          const std::vector<std::pair<std::string, py::array>>& attributes, const std::vector<double>& chunk,
          const std::optional<std::vector<double>>& bin, const std::vector<double>& lo, const std::vector<double>& hi,
-         const std::string& compressor, int threads, const std::optional<py::function>& progress) {
+         const std::string& compressor, int threads, const std::optional<py::function>& progress, bool durable) {
         ArrayView pos = view_of(positions, "positions");
         auto attrs = attrs_of(attributes);
         Layout layout = layout_of(chunk, bin, compressor);
-        Exec exec = exec_of(threads, progress);
+        Exec exec = exec_of(threads, progress, durable);
         PartitionSummary s;
         {
           py::gil_scoped_release nogil;
@@ -169,16 +171,16 @@ PYBIND11_MODULE(_zvf, m) {
       },
       py::arg("url"), py::arg("positions"), py::arg("attributes"), py::arg("chunk_shape"), py::arg("bin_shape"),
       py::arg("range_lo"), py::arg("range_hi"), py::arg("compressor"), py::arg("threads") = 0,
-      py::arg("progress") = py::none());
+      py::arg("progress") = py::none(), py::arg("durable") = false);
 
   m.def(
       "finalise",
-      [](const std::string& url, bool allow_gaps, int threads) {
+      [](const std::string& url, bool allow_gaps, int threads, bool durable) {
         FinaliseReport r;
         {
           py::gil_scoped_release nogil;
           auto store = open_store_url(url);
-          r = finalise(*store, FinaliseOptions{allow_gaps}, Exec{threads, {}});
+          r = finalise(*store, FinaliseOptions{allow_gaps}, Exec{threads, {}, durable});
         }
         return py::dict(py::arg("changed") = r.changed, py::arg("merged") = r.merged,
                         py::arg("vertex_count") = r.vertex_count, py::arg("chunk_count") = r.chunk_count,
@@ -186,7 +188,7 @@ PYBIND11_MODULE(_zvf, m) {
                         py::arg("pyramid_dropped") = r.pyramid_dropped,
                         py::arg("orphans_removed") = r.orphans_removed);
       },
-      py::arg("url"), py::arg("allow_gaps") = false, py::arg("threads") = 0);
+      py::arg("url"), py::arg("allow_gaps") = false, py::arg("threads") = 0, py::arg("durable") = false);
 
   m.def(
       "read_points",

@@ -29,6 +29,11 @@ struct Exec {
   int threads = 0;  // 0: the CPUs this process may run on (its affinity mask)
   // Called from the calling thread with (done, total) units of work; may be empty.
   std::function<void(std::uint64_t, std::uint64_t)> progress;
+  // Writers only: wait until what the call wrote is on stable storage
+  // (Store::sync) before publishing it (zarr.json, a partition's manifest), and
+  // again before returning. Without it, data reaches the disk when the OS
+  // flushes it (ext4: within about 30 s), and a node that crashes first loses it.
+  bool durable = false;
 };
 
 struct WriteSummary {

@@ -57,6 +57,11 @@ class Store {
   // Removes the root if it holds nothing (a directory a failed write created);
   // no-op where a root is not a thing of its own (object stores, memory).
   virtual void remove_root_if_empty() {}
+  // Makes every value written so far durable (on stable storage) before it
+  // returns: what writes run with Exec::durable call before they publish
+  // anything. The default does nothing, for stores where a completed set() is
+  // already as durable as it gets (S3: a PUT that succeeded) or never can be (memory).
+  virtual void sync() {}
 
   // For readers that place many values into one buffer with no staging copy:
   // the sizes first, then each value read straight into its place.
@@ -105,6 +110,9 @@ class PosixStore final : public Store {
   std::optional<std::size_t> read_parts(const std::string& key,
                                         std::span<const std::span<std::uint8_t>> parts) const override;
   void sync_key(const std::string& key);
+  // syncfs() of the filesystem under the root (every file on it, ours included,
+  // with their directories); sync() where there is no syncfs().
+  void sync() override;
   // Deletes the temp files that set() calls killed mid-write left in one directory
   // (not recursive). Only safe when no writer is active there (e.g. finalisation).
   std::size_t remove_temporaries(const std::string& dir_prefix);

@@ -395,6 +395,7 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   out.layout = layout;
   out.origin = target;
   out.partitions = all;
+  if (exec.durable) store.sync();  // the merged cells, before the metadata that publishes them
   meta::write_all(store, m, {{"zvf", meta::ojson::parse(out.to_json().dump())}});
 
   // 5. The staging area is no longer needed, nor are temp files of writers that
@@ -409,6 +410,7 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
     for (const auto& d : dirs) posix->remove_temporaries(d);
   }
   store.erase_prefix(kStaging);
+  if (exec.durable) store.sync();
 
   report.changed = true;
   for (const auto& r : pending) report.merged.push_back(r.id);

@@ -194,6 +194,8 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
              "more, then finalise");
   };
   refuse_if_not_ours();
+  // The manifest says "complete", so what it lists must be durable first.
+  if (exec.durable) store.sync();
   store.set(manifest, rec.to_json(true).dump(1));
   sync_if_posix(store, manifest);
   refuse_if_not_ours();  // the other run may have found us out while we wrote the manifest

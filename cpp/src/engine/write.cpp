@@ -76,7 +76,9 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
         },
         progress);
     clock.mark("cells");
+    if (exec.durable) store.sync();  // the cells, before the metadata that publishes them
     meta::write_all(store, m);
+    if (exec.durable) store.sync();
     clock.mark("metadata");
   } catch (...) {
     // Nothing half-written: remove what this call created before rethrowing.

@@ -472,6 +472,27 @@ void PosixStore::remove_root_if_empty() {
   if (fs::is_directory(root_, ec) && fs::is_empty(root_, ec) && !ec) fs::remove(root_, ec);
 }
 
+void PosixStore::sync() {
+#ifdef __linux__
+  // One call for the whole store: fsync of each cell file would cost an open per
+  // file (tens of thousands for small chunks), where syncfs() flushes them all.
+  const int fd = open_fd(root_, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) {
+    const int err = errno;
+    fail(Error::Code::IO, "cannot open the store directory " + root_ + " to sync it: " + errno_text(err));
+  }
+  if (::syncfs(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    fail(Error::Code::IO, "cannot sync the filesystem under " + root_ + " (syncfs): " + errno_text(err) +
+                              "; what was written may not be on stable storage");
+  }
+  ::close(fd);
+#else
+  ::sync();
+#endif
+}
+
 void PosixStore::sync_key(const std::string& key) {
   check_key(key);
   const std::string path = root_ + "/" + key;

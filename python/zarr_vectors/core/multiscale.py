@@ -11,7 +11,9 @@ from .._convert import flag, threads_count
 from .store import store_path
 
 
-def finalise(path: Any, *, allow_gaps: bool = False, threads: int | None = None) -> dict[str, Any]:
+def finalise(
+    path: Any, *, allow_gaps: bool = False, threads: int | None = None, durable: bool = False
+) -> dict[str, Any]:
     """Finalise a store written by ``write_points_partition``.
 
     Checks that the partitions' manifests agree, refuses incomplete,
@@ -22,12 +24,17 @@ def finalise(path: Any, *, allow_gaps: bool = False, threads: int | None = None)
     no complete partition claims (left by a partition whose directory was
     deleted, e.g. after an overlap) are deleted. Idempotent: on a final store
     with nothing pending it writes nothing (``changed`` is False).
+    ``durable=True`` returns only once the merged cells and the metadata are
+    on stable storage (the cells flushed before the metadata that publishes
+    them).
 
     Returns a dict with ``changed``, ``merged`` (partition ids), ``vertex_count``,
     ``chunk_count``, ``bounds``, ``gaps``, ``pyramid_dropped`` and
     ``orphans_removed`` (cell files deleted).
     """
-    return _zvf.finalise(store_path(path), flag(allow_gaps, "allow_gaps"), threads_count(threads))
+    return _zvf.finalise(
+        store_path(path), flag(allow_gaps, "allow_gaps"), threads_count(threads), flag(durable, "durable")
+    )
 
 
 def write_multiscale_metadata(root: Any) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from .._convert import (
     attribute_arrays,
     box,
     compressor_name,
+    flag,
     pair,
     positions_array,
     progress_callback,
@@ -41,6 +42,7 @@ def write_points(
     compressor: str | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
+    durable: bool = False,
 ) -> dict[str, Any]:
     """Write a point cloud to a new ZV store in one go.
 
@@ -69,6 +71,12 @@ def write_points(
         Worker threads (default: all cores).
     progress : callable(done, total), optional
         Called from the calling thread as chunks are written.
+    durable : bool
+        Return only once the store is on stable storage: the cells are
+        flushed (``syncfs`` on a filesystem) before the metadata that
+        publishes them, and the metadata after. Off by default: the OS then
+        flushes the data in its own time (ext4: within about 30 s), and a node
+        that crashes first loses it. S3 writes are durable either way.
 
     Returns
     -------
@@ -84,6 +92,7 @@ def write_points(
     return _zvf.write_points(
         store_url(path), pos, attrs, chunk, shape_tuple(bin_shape, "bin_shape"), bounds_pair,
         compressor_name(compressor), threads_count(threads), progress_callback(progress),
+        flag(durable, "durable"),
     )
 
 
@@ -101,6 +110,7 @@ def write_points_partition(
     compressor: str | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
+    durable: bool = False,
 ) -> dict[str, Any]:
     """Write one spatial partition of a store shared by independent writers.
 
@@ -114,6 +124,11 @@ def write_points_partition(
 
     Re-running a partition (a retried task) replaces its earlier output. The
     store becomes readable once finalised.
+
+    The manifest that marks the partition complete is always fsynced.
+    ``durable=True`` also flushes its cells to stable storage first, so that a
+    node crash after the task ended cannot leave a "complete" partition whose
+    data never reached the disk (see :func:`write_points`).
 
     Returns a dict with ``partition_id``, ``vertex_count``,
     ``chunks_in_place`` and ``chunks_staged``.
@@ -147,6 +162,7 @@ def write_points_partition(
     return _zvf.write_points_partition(
         store_url(path), pos, attrs, chunk, shape_tuple(bin_shape, "bin_shape"), lo, hi,
         compressor_name(compressor), threads_count(threads), progress_callback(progress),
+        flag(durable, "durable"),
     )
 
 
