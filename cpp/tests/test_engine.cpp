@@ -1084,6 +1084,7 @@ class HookedStore final : public Store {
     hook_("sync", "");
     inner_.sync();
   }
+  void write_back_early(bool on) override { hook_(on ? "write_back_early" : "write_back_late", ""); }
 
  private:
   Store& inner_;
@@ -1097,7 +1098,8 @@ struct OpLog {
   std::vector<std::string> ops;
   HookedStore::Hook hook() {
     return [this](const std::string& op, const std::string& key) {
-      if (op == "set" || op == "sync") ops.push_back(op == "sync" ? "sync" : "set " + key);
+      if (op == "set") ops.push_back("set " + key);
+      else if (op == "sync" || op.starts_with("write_back")) ops.push_back(op);
     };
   }
   // Index of the first op equal to `what` (or starting with it, when prefix), or -1.
@@ -1129,7 +1131,11 @@ TEST(Durable, WritePointsSyncsTheCellsBeforeTheMetadataAndTheMetadataLast) {
   ASSERT_GE(last_cell, 0);
   EXPECT_LT(last_cell, first_sync) << "a cell was written after the sync";
   EXPECT_GT(durable.find("set zarr.json"), first_sync) << "the root metadata went out before the cells were durable";
-  EXPECT_EQ(durable.ops.back(), "sync") << "the metadata is not synced before the call returns";
+  ASSERT_GE(durable.ops.size(), 3u);
+  EXPECT_EQ(durable.ops.front(), "write_back_early") << "the store was not asked to write back early";
+  EXPECT_EQ(durable.ops.back(), "write_back_late") << "the early write-back was not turned off again";
+  EXPECT_EQ(durable.ops[durable.ops.size() - 2], "sync") << "the metadata is not synced before the call returns";
+  EXPECT_EQ(plain.find("write_back_early"), -1);
   // Same bytes either way.
   for (const auto& key : plain_store.list("")) EXPECT_EQ(plain_store.get(key), durable_store.get(key)) << key;
 }
@@ -1159,7 +1165,8 @@ TEST(Durable, PartitionSyncsItsCellsBeforeItsManifestAndFinaliseBeforeItsMetadat
   ASSERT_GE(root, 0);
   EXPECT_LT(log.last("set 0/vertices/c/"), meta_sync) << "a merged cell written after the sync";
   EXPECT_LT(meta_sync, root);
-  EXPECT_EQ(log.ops.back(), "sync");
+  EXPECT_EQ(log.ops[log.ops.size() - 2], "sync");
+  EXPECT_EQ(log.ops.back(), "write_back_late");
   EXPECT_TRUE(same_rows(read_all(s, c), c));
 }
 

@@ -21,6 +21,7 @@
 
 namespace fs = std::filesystem;
 using zvf::Bytes;
+using zvf::ByteSpan;
 using zvf::Error;
 using zvf::MemoryStore;
 using zvf::PosixStore;
@@ -110,8 +111,14 @@ TEST_F(PosixStoreTest, KeysAreFilesUnderRoot) {
 
 TEST_F(PosixStoreTest, SyncFlushesAnExistingStoreAndNamesAMissingOne) {
   store_.set("0/vertices/c/0/0/0", std::string("cell"));
+  store_.write_back_early(true);  // new and replaced values start their writeback as written
+  const std::vector<ByteSpan> parts = {ByteSpan(reinterpret_cast<const std::uint8_t*>("new "), 4)};
+  store_.set_unpublished("0/vertices/c/0/0/1", parts);
+  store_.set("0/vertices/c/0/0/0", std::string("cell"));
+  store_.write_back_early(false);
   store_.sync();  // syncfs of the filesystem under the root: succeeds, changes nothing
   EXPECT_EQ(store_.get("0/vertices/c/0/0/0"), Bytes({'c', 'e', 'l', 'l'}));
+  EXPECT_EQ(store_.get("0/vertices/c/0/0/1"), Bytes({'n', 'e', 'w', ' '}));
   const std::string gone = dir_.path() + "/not_there";
   PosixStore missing(gone);
   expect_error([&] { missing.sync(); }, zvf::Error::Code::IO, {gone, "to sync it"});

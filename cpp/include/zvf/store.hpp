@@ -8,6 +8,7 @@
 //  - list(prefix) returns every key under prefix (recursively), relative to the
 //    store root, in no particular order. Temporary files of set() are never listed.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -62,6 +63,10 @@ class Store {
   // anything. The default does nothing, for stores where a completed set() is
   // already as durable as it gets (S3: a PUT that succeeded) or never can be (memory).
   virtual void sync() {}
+  // A hint from writes that will call sync() before they publish: start putting
+  // each value on stable storage as soon as it is written, so that the disk works
+  // while the engine computes and sync() waits for less. Ignored by default.
+  virtual void write_back_early(bool on) { (void)on; }
 
   // For readers that place many values into one buffer with no staging copy:
   // the sizes first, then each value read straight into its place.
@@ -87,7 +92,8 @@ void check_key(const std::string& key);
 // target and renames it into place (atomic on POSIX filesystems, Lustre and GPFS
 // included); parent directories are created on demand. No O_SYNC, no fsync per
 // cell: a crash can lose a cell but never exposes a partial one. sync_key() fsyncs
-// one key and its directory, for manifests that mark work as complete.
+// one key and its directory, for manifests that mark work as complete; sync()
+// (syncfs) makes everything durable at once, for writes run with Exec::durable.
 class PosixStore final : public Store {
  public:
   explicit PosixStore(std::string root);
@@ -113,6 +119,9 @@ class PosixStore final : public Store {
   // syncfs() of the filesystem under the root (every file on it, ours included,
   // with their directories); sync() where there is no syncfs().
   void sync() override;
+  // sync_file_range(SYNC_FILE_RANGE_WRITE) on each file just written: asks the
+  // kernel to start its writeback now, without waiting for it.
+  void write_back_early(bool on) override { write_back_early_.store(on, std::memory_order_relaxed); }
   // Deletes the temp files that set() calls killed mid-write left in one directory
   // (not recursive). Only safe when no writer is active there (e.g. finalisation).
   std::size_t remove_temporaries(const std::string& dir_prefix);
@@ -122,6 +131,7 @@ class PosixStore final : public Store {
 
  private:
   std::string root_;
+  std::atomic<bool> write_back_early_{false};
 };
 
 // In-process map, for tests ("memory://name" URLs share one map per name within a process).

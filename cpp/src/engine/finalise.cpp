@@ -127,6 +127,7 @@ std::vector<std::string> sweep_orphans(Store& store, const StoreLayout& layout, 
 
 FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec& exec) {
   const int threads = resolve_threads(exec.threads);
+  EarlyWriteBack write_back(store, exec.durable);
   FinaliseReport report;
   auto root = read_root(store);
   const bool root_is_zv = root && (*root).contains("attributes") && (*root)["attributes"].contains("zarr_vectors");

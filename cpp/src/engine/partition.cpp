@@ -78,6 +78,7 @@ PartitionSummary write_points_partition(Store& store, const ArrayView& positions
                                         const Box& range, const Exec& exec) {
   const int threads = resolve_threads(exec.threads);
   PhaseClock clock("write_points_partition");
+  EarlyWriteBack write_back(store, exec.durable);
   CheckedInput in = check_input(positions, attributes, layout, threads);
   const std::size_t nd = positions.cols;
   check_inside(in, range, /*half_open=*/true, "partition range", threads);

@@ -17,6 +17,23 @@ namespace zvf::detail {
 
 using json = nlohmann::json;
 
+// For the duration of a write with Exec::durable: the store starts writing each
+// value back as soon as it is written (Store::write_back_early).
+class EarlyWriteBack {
+ public:
+  EarlyWriteBack(Store& store, bool durable) : store_(durable ? &store : nullptr) {
+    if (store_) store_->write_back_early(true);
+  }
+  ~EarlyWriteBack() {
+    if (store_) store_->write_back_early(false);
+  }
+  EarlyWriteBack(const EarlyWriteBack&) = delete;
+  EarlyWriteBack& operator=(const EarlyWriteBack&) = delete;
+
+ private:
+  Store* store_;
+};
+
 inline const std::string kStaging = ".zvf";
 inline const std::string kPartitions = ".zvf/partitions/";
 

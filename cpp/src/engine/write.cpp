@@ -21,6 +21,7 @@ WriteSummary write_points(Store& store, const ArrayView& positions, const std::v
   const int threads = resolve_threads(exec.threads);
   const bool root_was_there = store.root_exists();
   PhaseClock clock("write_points");
+  EarlyWriteBack write_back(store, exec.durable);
   CheckedInput in = check_input(positions, attributes, layout, threads);
   const std::size_t nd = positions.cols;
   Box box;
