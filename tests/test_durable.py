@@ -44,7 +44,21 @@ def test_durable_partitions_and_finalise_round_trip(zv, rng, store_path):
                          points, "durable partitioned store")
 
 
-@pytest.mark.parametrize("call", ["write_points", "write_points_partition", "finalise"])
+def test_durable_pyramid_gives_the_same_levels(zv, rng, tmp_path):
+    positions, attributes = make_points(rng, 5000, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
+    stores = []
+    for name, durable in (("plain", False), ("durable", True)):
+        path = tmp_path / name / "s.zarrvectors"
+        path.parent.mkdir()
+        zv.write_points(str(path), positions, chunk_shape=CHUNK, bin_shape=BIN, attributes=attributes)
+        report = zv.build_pyramid(str(path), [(2.0, 1.0)], durable=durable)
+        assert report["changed"] is True
+        stores.append(tree_digest(path))
+    assert stores[0] == stores[1]
+    assert any(key.startswith("1/") for key in stores[0])
+
+
+@pytest.mark.parametrize("call", ["write_points", "write_points_partition", "finalise", "build_pyramid"])
 def test_durable_must_be_a_bool(zv, rng, store_path, call):
     positions, _ = make_points(rng, 10, (0.0, 0.0, 0.0), (10.0, 10.0, 10.0))
     with pytest.raises(zv.errors.InvalidInputError, match=r"durable must be True or False, got 'yes'"):
@@ -53,8 +67,10 @@ def test_durable_must_be_a_bool(zv, rng, store_path, call):
         elif call == "write_points_partition":
             zv.write_points_partition(str(store_path), positions, chunk_shape=(5.0, 5.0, 5.0),
                                       x_range=(0.0, 10.0), durable="yes")
-        else:
+        elif call == "finalise":
             zv.finalise(str(store_path), durable="yes")
+        else:
+            zv.build_pyramid(str(store_path), [(2.0, 1.0)], durable="yes")
     assert not store_path.exists(), "a refused call left files behind"
 
 
@@ -62,7 +78,7 @@ def test_cli_durable_write_partition_and_finalise(zvf_cli, rng, tmp_path):
     positions, _ = make_points(rng, 2000, (0.0, 0.0, 0.0), (100.0, 100.0, 100.0))
     np.save(tmp_path / "slab.npy", positions)
     store = tmp_path / "s.zarrvectors"
-    for sub in ("write-partition", "finalise"):
+    for sub in ("write", "write-partition", "finalise", "pyramid"):
         help_text = subprocess.run([zvf_cli, sub, "--help"], capture_output=True, text=True, check=True).stdout
         assert "--durable" in help_text and "stable storage" in help_text
     run = [zvf_cli, "write-partition", str(store), "--input", str(tmp_path / "slab.npy"),

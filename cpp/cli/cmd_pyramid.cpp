@@ -19,6 +19,7 @@ struct PyramidArgs {
   bool finalise_parts = false;
   bool overwrite = false;
   int threads = 0;
+  bool durable = false;
 };
 
 double number(const std::string& text, const std::string& what) {
@@ -80,6 +81,7 @@ void run_pyramid(const PyramidArgs& a) {
     Progress progress("building pyramid");
     Exec exec;
     exec.threads = a.threads;
+    exec.durable = a.durable;
     exec.progress = progress.callback();
     r = build_pyramid(*store, opt, exec);
   }
@@ -107,6 +109,8 @@ void register_pyramid(CLI::App& app, std::vector<Command>& commands) {
   sub->add_flag("--finalise-parts", a->finalise_parts, "Publish a pyramid built by --part runs");
   sub->add_flag("--overwrite", a->overwrite, "Replace a pyramid built with other settings");
   sub->add_option("--threads", a->threads, "Worker threads (0: one per core)")->check(non_negative_int());
+  sub->add_flag("--durable", a->durable,
+                "Return only once the levels are on stable storage, flushed before the metadata that publishes them");
   sub->footer(
       "\nEach level replaces every non-empty bin by one point at the mean of its level-0\n"
       "points, with a 'count' attribute. Re-running with the same settings does nothing.\n"

@@ -31,6 +31,7 @@
 #include "zvf/error.hpp"
 #include "zvf/grid.hpp"
 #include "zvf/points.hpp"
+#include "zvf/pyramid.hpp"
 #include "zvf/store.hpp"
 #include "zvf/types.hpp"
 
@@ -1138,6 +1139,37 @@ TEST(Durable, WritePointsSyncsTheCellsBeforeTheMetadataAndTheMetadataLast) {
   EXPECT_EQ(plain.find("write_back_early"), -1);
   // Same bytes either way.
   for (const auto& key : plain_store.list("")) EXPECT_EQ(plain_store.get(key), durable_store.get(key)) << key;
+}
+
+TEST(Durable, PyramidSyncsItsLevelsBeforeThePartRecordAndTheRoot) {
+  const Cloud c = make_cloud(DType::F32, 3, 4000, {0, 0, 0}, {100, 100, 100}, 63, kPartAttrs);
+  zvf::MemoryStore s;
+  zvf::write_points(s, c.view(), c.named(), Layout{{50, 50, 50}, {12.5, 12.5, 12.5}, {}}, std::nullopt, kExec);
+  OpLog log;
+  HookedStore hooked(s, log.hook());
+  zvf::PyramidOptions opt;
+  opt.levels = {{2.0, 1.0, {}}};
+  // One process: the level's cells, a sync, then the root that publishes the level.
+  zvf::build_pyramid(hooked, opt, kDurable);
+  const long sync = log.find("sync"), root = log.last("set zarr.json");
+  ASSERT_GE(sync, 0);
+  EXPECT_LT(log.last("set 1/vertices/c/"), sync) << "a level-1 cell written after the sync";
+  EXPECT_LT(sync, root);
+  EXPECT_EQ(log.ops[log.ops.size() - 2], "sync");
+  EXPECT_EQ(log.ops.back(), "write_back_late");
+  // In parts (on a store without levels): the part's record, which says the part
+  // is done, only after a sync.
+  zvf::MemoryStore s2;
+  zvf::write_points(s2, c.view(), c.named(), Layout{{50, 50, 50}, {12.5, 12.5, 12.5}, {}}, std::nullopt, kExec);
+  HookedStore hooked2(s2, log.hook());
+  opt.part_index = 0;
+  opt.part_count = 1;
+  log.ops.clear();
+  zvf::build_pyramid(hooked2, opt, kDurable);
+  const long record = log.last("set .zvf/pyramid/part-0-of-1.json");
+  ASSERT_GE(record, 0);
+  EXPECT_LT(log.last("set 1/vertices/c/"), log.find("sync"));
+  EXPECT_LT(log.find("sync"), record);
 }
 
 TEST(Durable, PartitionSyncsItsCellsBeforeItsManifestAndFinaliseBeforeItsMetadata) {

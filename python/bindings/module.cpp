@@ -219,7 +219,7 @@ PYBIND11_MODULE(_zvf, m) {
       [](const std::string& url, const std::vector<std::pair<double, double>>& factors,
          const std::optional<std::vector<std::vector<std::int64_t>>>& chunk_scale,
          const std::map<std::string, std::string>& reductions, bool overwrite, int part_index, int part_count,
-         bool finalise_parts, int threads, const std::optional<py::function>& progress) {
+         bool finalise_parts, int threads, const std::optional<py::function>& progress, bool durable) {
         PyramidOptions opt;
         for (const auto& [c, sp] : factors) opt.levels.push_back({c, sp, {}});
         if (chunk_scale) {
@@ -234,7 +234,7 @@ PYBIND11_MODULE(_zvf, m) {
         opt.part_index = part_index;
         opt.part_count = part_count;
         opt.finalise_parts = finalise_parts;
-        Exec exec = exec_of(threads, progress);
+        Exec exec = exec_of(threads, progress, durable);
         PyramidReport r;
         {
           py::gil_scoped_release nogil;
@@ -251,7 +251,7 @@ PYBIND11_MODULE(_zvf, m) {
       },
       py::arg("url"), py::arg("factors"), py::arg("chunk_scale"), py::arg("reductions"), py::arg("overwrite"),
       py::arg("part_index"), py::arg("part_count"), py::arg("finalise_parts"), py::arg("threads") = 0,
-      py::arg("progress") = py::none());
+      py::arg("progress") = py::none(), py::arg("durable") = false);
 
   m.def(
       "select_level",

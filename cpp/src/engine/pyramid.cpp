@@ -506,6 +506,7 @@ const char* reduction_name(Reduction r) {
 
 PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec& exec) {
   const int threads = resolve_threads(exec.threads);
+  EarlyWriteBack write_back(store, exec.durable);
   Plan plan = make_plan(store, opt);
   const bool part = opt.part_count > 0;
   if (part && (opt.part_index < 0 || opt.part_index >= opt.part_count))
@@ -582,6 +583,7 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
       nchunks.push_back(keys.size());
     }
     for (std::size_t l = 0; l < plan.levels.size(); ++l) write_level_group(store, plan, plan.levels[l], counts[l]);
+    if (exec.durable) store.sync();  // the levels' cells and metadata, before the root publishes them
     write_root(store, &plan, published);
     // Every part has finished, so no writer is active: drop the temporary files
     // that a part killed inside a cell write left (a re-run wrote the cell anew).
@@ -602,6 +604,7 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
       for (const auto& d : dirs) posix->remove_temporaries(d);
     }
     store.erase_prefix(".zvf/pyramid");
+    if (exec.durable) store.sync();
     PyramidReport r = report_of(plan, counts, nchunks);
     r.changed = true;
     return r;
@@ -656,6 +659,7 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
   }
   PyramidReport r = report_of(plan, counts, nchunks);
   r.changed = true;
+  if (exec.durable) store.sync();  // the cells, before the part's record or the root that publishes them
   if (part) {
     store.set(part_key(opt.part_index, opt.part_count),
               json({{"plan", plan.signature}, {"index", opt.part_index}, {"count", opt.part_count}, {"levels", part_levels}})
@@ -663,8 +667,10 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
     r.complete = false;
   } else {
     for (std::size_t l = 0; l < plan.levels.size(); ++l) write_level_group(store, plan, plan.levels[l], counts[l]);
+    if (exec.durable) store.sync();
     write_root(store, &plan, published);
   }
+  if (exec.durable) store.sync();
   return r;
 }
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import _zvf
-from .._convert import box, progress_callback, store_url, threads_count
+from .._convert import box, flag, progress_callback, store_url, threads_count
 from ..errors import InvalidInputError
 
 
@@ -58,6 +58,7 @@ def build_pyramid(
     finalise_parts: bool = False,
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    durable: bool = False,
 ) -> dict[str, Any]:
     """Build coarse levels 1..len(factors) of a finalised store.
 
@@ -83,6 +84,10 @@ def build_pyramid(
         Scale-out: build only share ``index`` of ``count`` of every level's
         coarse chunks (e.g. one Slurm array task or MPI rank each); then call
         once with ``finalise_parts=True`` to publish the levels.
+    durable : bool
+        Return only once the levels are on stable storage: their cells are
+        flushed (``syncfs``) before the part's record or the root metadata
+        that publishes them, and the metadata after (see ``write_points``).
 
     Re-running with the same settings writes nothing (``changed`` is False).
     A build that fails or is killed leaves the existing levels readable and
@@ -108,7 +113,7 @@ def build_pyramid(
             raise InvalidInputError(f"part {part!r} must be (index, count) with count >= 1 and 0 <= index < count")
     return _zvf.build_pyramid(
         store_url(path), pairs, scales, red, bool(overwrite), index, count, bool(finalise_parts),
-        threads_count(threads), progress_callback(progress),
+        threads_count(threads), progress_callback(progress), flag(durable, "durable"),
     )
 
 
