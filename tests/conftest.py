@@ -234,6 +234,7 @@ _OUR_API = {
     "open_store": ("zarr_vectors.core.store", "open_store"),
     "write_multiscale_metadata": ("zarr_vectors.core.multiscale", "write_multiscale_metadata"),
     "finalise": ("zarr_vectors", "finalise"),
+    "build_pyramid": ("zarr_vectors.multiresolution.coarsen", "build_pyramid"),
     "errors": ("zarr_vectors.errors", None),
 }
 
