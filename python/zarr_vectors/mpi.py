@@ -199,6 +199,7 @@ def write_points_collective(
     compressor: str | None = None,
     comm: Any = None,
     threads: int | None = None,
+    durable: bool = False,
 ) -> dict[str, Any]:
     """Write one store from the points of every rank of ``comm``; collective.
 
@@ -222,6 +223,9 @@ def write_points_collective(
     same points, whose slabs then replace the earlier partitions): slabs of
     different data may overlap partitions already in the store, which is a
     :class:`~zarr_vectors.errors.PartitionConflictError`.
+
+    ``durable=True`` passes on to the partitions and the finalisation: the
+    call returns once the store is on stable storage (see ``write_points``).
 
     Returns a dict on every rank: ``rank``, ``axis`` (0, 1 or 2), ``range``
     (this rank's half-open ``(lo, hi)``, or None if it owns nothing),
@@ -280,7 +284,7 @@ def write_points_collective(
 
             summary = write_points_partition(
                 path, mine, chunk_shape=chunk, bin_shape=bins, attributes=mine_attrs,
-                compressor=compressor, threads=threads, **{_AXIS_KW[axis]: my_range},
+                compressor=compressor, threads=threads, durable=durable, **{_AXIS_KW[axis]: my_range},
             )
     except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
         err = exc
@@ -292,7 +296,7 @@ def write_points_collective(
         try:
             from .core.multiscale import finalise
 
-            report = finalise(path, threads=threads)
+            report = finalise(path, threads=threads, durable=durable)
         except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
             err = exc
     _raise_for([comm.bcast(_status(err), root=0)], "finalisation on rank 0", err)
@@ -307,6 +311,7 @@ def build_pyramid_collective(
     reductions: Mapping[str, str] | None = None,
     comm: Any = None,
     threads: int | None = None,
+    durable: bool = False,
 ) -> dict[str, Any]:
     """Build the coarse levels of a finalised store on every rank of ``comm``; collective.
 
@@ -322,7 +327,8 @@ def build_pyramid_collective(
     Running it again after success writes nothing.
 
     A pyramid built before with other settings must be replaced by a
-    single-process ``build_pyramid(..., overwrite=True)`` first.
+    single-process ``build_pyramid(..., overwrite=True)`` first. ``durable``
+    passes on to every ``build_pyramid`` call (see ``build_pyramid``).
 
     Returns a dict on every rank: ``rank``, ``part`` (this rank's report from
     ``build_pyramid``) and ``pyramid`` (the published pyramid's report, on
@@ -353,7 +359,7 @@ def build_pyramid_collective(
                 f"{who}: rank {r} passes {k} {other[k]} but rank 0 passes {everyone[0][k]}; "
                 f"every rank must pass the same {', '.join(diffs)}"
             )
-    options = dict(chunk_scale_factors=chunk_scale_factors, reductions=reductions, threads=threads)
+    options = dict(chunk_scale_factors=chunk_scale_factors, reductions=reductions, threads=threads, durable=durable)
 
     # Each rank builds its part; the allgather is also the barrier before publishing.
     part, err = None, None

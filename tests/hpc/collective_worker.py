@@ -61,8 +61,10 @@ def main(out: Path) -> None:
             use_comm = comm.Split(color=rank % 2, key=rank)
             store = out / f"sub_comm_{rank % 2}.zarrvectors"
         try:
+            # one_chunk also runs durable, so that the option passes through the collective.
             result = write_points_collective(store, positions, chunk_shape=chunk, bin_shape=BIN,
-                                             attributes=attributes, comm=use_comm, threads=1)
+                                             attributes=attributes, comm=use_comm, threads=1,
+                                             durable=scenario == "one_chunk")
             record = {"ok": result}
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             record = {"error": [type(exc).__name__, str(exc)]}

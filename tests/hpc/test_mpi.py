@@ -138,6 +138,7 @@ def test_collective_single_chunk_has_one_owner(collective):
     results = _ok(records("one_chunk"))
     owners = [r["rank"] for r in results if r["range"] is not None]
     assert owners == [0], results
+    # Written with durable=True (collective_worker.py): the option passes through.
     assert_same_multiset(read_ours(out / "one_chunk.zarrvectors"), _all_points("one_chunk"))
 
 
