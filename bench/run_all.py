@@ -9,7 +9,8 @@ Each benchmark compares against its ceiling and against zarr-vectors 0.9.2 in
 the same run (the reference runs in its own venv, --ref-python, timed inside
 its own process). The writes are also measured against floors: the store's
 files alone (the same bytes, already in storage order, as the same files) and
-one copy of the bytes in memory. Sizes: tiny (a few thousand points, seconds: the smoke test),
+one copy of the bytes in memory; and, durable, write_points(durable=True)
+against tofile + fsync (both on stable storage at the end). Sizes: tiny (a few thousand points, seconds: the smoke test),
 small (up to 10^6 points, minutes), full (workload A at 10^7 points, as issue 6).
 
 Writes to --out-dir (default bench/results/<UTC time>-<size>/):
