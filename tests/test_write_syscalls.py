@@ -4,8 +4,9 @@
 interleaved lines), and the system calls on every cell file are checked: no
 O_SYNC/O_DSYNC/O_DIRECT, each cell written front to back in at most two
 write calls (one writev of the 8-byte frame header and the payload), no seeks, and the
-only fsyncs are those of the partition manifest. With ``--durable``, one ``syncfs``
-flushes the cells before the manifest is created.
+only fsyncs are those of the partition manifest. With ``--durable``, each file starts
+its writeback as it is written (``sync_file_range``), and one ``syncfs`` flushes the
+cells before the manifest is created.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
     store = tmp_path / "s.zarrvectors"
     logs = tmp_path / "trace"
     cmd = [strace, "-ff", "-s", "0", "-o", str(logs),
-           "-e", "trace=openat,open,creat,write,writev,pwrite64,pwritev,pwritev2,lseek,fsync,fdatasync,syncfs,sync,close",
+           "-e", "trace=openat,open,creat,write,writev,pwrite64,pwritev,pwritev2,lseek,fsync,fdatasync,syncfs,sync,sync_file_range,close",
            zvf_cli, "write-partition", str(store), "--input", str(tmp_path / "slab.npy"),
            "--chunk-shape", "50,50,50", "--bin-shape", "12.5,12.5,12.5", "--z-range", "0,100", "--threads", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -61,7 +62,7 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
             fd = int(args.split(",")[0]) if args.split(",")[0].strip().isdigit() else -1
             if name in ("fsync", "fdatasync"):
                 fsyncs += 1
-            if name in ("syncfs", "sync"):
+            if name in ("syncfs", "sync", "sync_file_range"):
                 syncs += 1
             if fd not in fds:
                 continue
@@ -82,7 +83,7 @@ def test_cell_writes_are_large_sequential_and_never_synchronous(zvf_cli, tmp_pat
         assert c["writes"] <= 2 and c["seeks"] == 0, f"{path}: {c}"
         assert size > 500_000  # 50 000 points: one ~600 kB write, not many small ones
     assert fsyncs <= 2, f"{fsyncs} fsync calls; only the manifest and its directory are synced"
-    assert syncs == 0, "a write without --durable flushed the filesystem"
+    assert syncs == 0, "a write without --durable flushed the filesystem or started a writeback"
 
 
 def test_durable_partition_flushes_its_cells_before_the_manifest(zvf_cli, tmp_path):
@@ -94,7 +95,7 @@ def test_durable_partition_flushes_its_cells_before_the_manifest(zvf_cli, tmp_pa
     store = tmp_path / "s.zarrvectors"
     log = tmp_path / "trace"
     # -f without -ff: one log, in the order the calls completed across threads.
-    cmd = [strace, "-f", "-s", "200", "-o", str(log), "-e", "trace=openat,syncfs,sync,fsync",
+    cmd = [strace, "-f", "-s", "200", "-o", str(log), "-e", "trace=openat,syncfs,sync,fsync,sync_file_range",
            zvf_cli, "write-partition", str(store), "--input", str(tmp_path / "slab.npy"),
            "--chunk-shape", "50,50,50", "--z-range", "0,100", "--threads", "2", "--durable"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -108,3 +109,6 @@ def test_durable_partition_flushes_its_cells_before_the_manifest(zvf_cli, tmp_pa
     assert len(syncfs) == 1, [lines[i] for i in syncfs]
     assert len(cell_paths) == 8 and manifest, (cell_paths, manifest)
     assert max(cells) < syncfs[0] < min(manifest), "the cells were not flushed before the manifest was written"
+    # Each cell started its writeback as it was written (so that syncfs waits for less).
+    early = [line for line in lines if re.search(r"\bsync_file_range\(", line)]
+    assert len(early) >= len(cell_paths), f"{len(early)} sync_file_range calls for {len(cell_paths)} cells"
