@@ -1,8 +1,10 @@
 // Codec chains: JSON round trip, vlen-bytes framing, compression round trips
 // and rejection of damaged cells.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <zstd.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
@@ -294,6 +296,29 @@ TEST(Codec, BloscHeaderSizeMismatchIsCorrupt) {
   b.push_back(0);
   expect_error([&] { zvf::decode_cell(b, CodecSpec::from_name("blosc"), "bk"); }, Error::Code::Corrupt,
                {"bk", std::to_string(b.size() - 1), std::to_string(b.size())});
+}
+
+long peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024;
+}
+
+// Found by fuzzing (docs/fuzzing.md): a header claiming gigabytes made the decoder
+// allocate and zero-fill them before finding out the data is not there.
+TEST(Codec, HeaderClaimingGigabytesIsCorruptWithoutTouchingThem) {
+  // A single-segment zstd frame declaring 3 GiB, holding one raw block of 3 bytes.
+  const Bytes zstd = {0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0xc0, 0, 0, 0, 0, 0x19, 0, 0, 'a', 'b', 'c'};
+  // A real blosc chunk whose header then claims 1.75 GiB (bytes 4..7: nbytes).
+  Bytes blosc = zvf::encode_cell(ByteSpan(Bytes(400, 7)), CodecSpec::from_name("blosc"));
+  const std::uint32_t claim = 0x70000000;
+  std::memcpy(blosc.data() + 4, &claim, 4);
+  const long before = peak_rss_mb();
+  expect_error([&] { zvf::decode_cell(ByteSpan(zstd), CodecSpec::from_name("zstd"), "zk"); }, Error::Code::Corrupt,
+               {"zk"});
+  expect_error([&] { zvf::decode_cell(ByteSpan(blosc), CodecSpec::from_name("blosc"), "bk"); }, Error::Code::Corrupt,
+               {"bk"});
+  EXPECT_LT(peak_rss_mb() - before, 256) << "a corrupt header made the decoder touch its claimed size";
 }
 
 }  // namespace

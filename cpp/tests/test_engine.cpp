@@ -1409,4 +1409,143 @@ TEST(ReadErrors, MissingLevelIsNotFoundNamingTheLevel) {
   EXPECT_EQ(zvf::store_info(s).levels.size(), 1u);
 }
 
+// ---- damage found by fuzzing (cpp/fuzz, docs/fuzzing.md) -----------------------
+// Each must surface as zvf::Error naming the key, never as another exception
+// (nlohmann::json's), a sanitizer report or a read past a buffer.
+
+nlohmann::json get_doc(const Store& s, const std::string& key) {
+  const auto b = s.get(key);
+  EXPECT_TRUE(b.has_value()) << key;
+  return nlohmann::json::parse(b->begin(), b->end());
+}
+
+void put_doc(Store& s, const std::string& key, const nlohmann::json& doc) { s.set(key, doc.dump()); }
+
+// `edit` applied to a copy of a fresh store's document `key`.
+template <class F>
+void with_doc(zvf::MemoryStore& s, const std::string& key, F&& edit) {
+  const Cloud c = make_cloud(DType::F32, 3, 500, {0, 0, 0}, {100, 100, 100}, 44, kPartAttrs);
+  zvf::write_points(s, c.view(), c.named(), Layout{{50, 50, 50}, {25, 25, 25}, {}}, std::nullopt, kExec);
+  nlohmann::json doc = get_doc(s, key);
+  edit(doc);
+  put_doc(s, key, doc);
+}
+
+TEST(ReadErrors, ZvVersionOfTheWrongTypeIsCorrupt) {
+  zvf::MemoryStore s;
+  with_doc(s, "zarr.json", [](auto& d) { d["attributes"]["zarr_vectors"]["zv_version"] = nullptr; });
+  expect_error([&] { zvf::store_info(s); }, Error::Code::Corrupt, {"zarr.json"});
+  expect_error([&] { zvf::read_points(s, {}, kExec); }, Error::Code::Corrupt, {"zarr.json"});
+}
+
+TEST(ReadErrors, ArrayShapeOfTheWrongLengthIsCorrupt) {
+  zvf::MemoryStore s;
+  with_doc(s, "0/vertices/zarr.json", [](auto& d) { d["shape"] = {2}; });
+  expect_error([&] { zvf::store_info(s); }, Error::Code::Corrupt,
+               {"0/vertices/zarr.json", "shape has 1 values, expected 3"});
+  zvf::PyramidOptions opt;
+  opt.levels = {{2.0, 1.0, {}}};
+  expect_error([&] { zvf::build_pyramid(s, opt, kExec); }, Error::Code::Corrupt, {"shape"});
+}
+
+TEST(ReadErrors, FloatsWhereIntegersBelongAreCorrupt) {
+  // nlohmann's get<int64_t>() of 1e300 is undefined behaviour: refused before it.
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> cases = {
+      {"chunk_grid_origin", [](auto& d) { d["attributes"]["chunk_grid_origin"] = {1e300, 0, 0}; }},
+      {"shape", [](auto& d) { d["shape"] = {2.5, 2, 2}; }},
+      {"row_shape", [](auto& d) { d["attributes"]["row_shape"] = {1e300}; }},
+  };
+  for (const auto& [needle, edit] : cases) {
+    SCOPED_TRACE(needle);
+    zvf::MemoryStore s;
+    with_doc(s, "0/vertex_attributes/rgb/zarr.json", edit);
+    expect_error([&] { zvf::read_points(s, {}, kExec); }, Error::Code::Corrupt, {"rgb/zarr.json", needle});
+  }
+  zvf::MemoryStore s;
+  with_doc(s, "0/zarr.json", [](auto& d) { d["attributes"]["zarr_vectors_level"]["vertex_count"] = -1e300; });
+  expect_error([&] { zvf::store_info(s); }, Error::Code::Corrupt, {"0/zarr.json", "vertex_count"});
+}
+
+// Store::list(prefix) includes the prefix itself when a value has that name; callers
+// cut "<prefix>/" off every key and read past the end of this one.
+TEST(ReadErrors, ValueNamedLikeADirectoryIsCorruptNotOutOfRange) {
+  zvf::MemoryStore s;
+  with_doc(s, "0/vertices/zarr.json", [](auto& d) { d["attributes"].erase("nonempty_chunks"); });  // list the cells
+  s.set("0/vertices/c", std::string("x"));
+  expect_error([&] { zvf::read_points(s, {}, kExec); }, Error::Code::Corrupt, {"0/vertices/c is a value"});
+  s.erase("0/vertices/c");
+  s.set(".zvf/partitions", std::string("x"));
+  EXPECT_TRUE(zvf::list_partitions(s).empty());
+}
+
+// Two partitions sharing the chunk x in [100, 200): both stage a piece of it.
+void two_staged_partitions(Store& s) {
+  const Cloud c = part_cloud(45, 2000);
+  write_slabs(s, c, {-kInf, 150, kInf});
+}
+
+TEST(PartitionsFinalise, ManifestWithWrongTypesIsCorruptNotAJsonError) {
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> cases = {
+      {"malformed box", [](auto& m) { m["range"][0][1] = {1}; }},
+      {"missing field 'bounds'", [](auto& m) { m.erase("bounds"); }},
+      {"on axis 0, expected finite positions", [](auto& m) { m["bounds"][1][0] = 1e300; }},
+      {"field 'origin' must hold whole numbers", [](auto& m) { m["origin"] = {0.5, 0, 0}; }},
+      {"origin has 2 values, expected 3", [](auto& m) { m["origin"] = {0, 0}; }},
+  };
+  for (const auto& [needle, edit] : cases) {
+    SCOPED_TRACE(needle);
+    zvf::MemoryStore s;
+    two_staged_partitions(s);
+    const auto ids = zvf::list_partitions(s);
+    ASSERT_EQ(ids.size(), 2u);
+    const std::string manifest = ".zvf/partitions/" + ids[0].id + "/manifest.json";
+    nlohmann::json m = get_doc(s, manifest);
+    edit(m);
+    put_doc(s, manifest, m);
+    expect_error([&] { zvf::list_partitions(s); }, Error::Code::Corrupt, {manifest, needle});
+    expect_error([&] { zvf::finalise(s, {}, kExec); }, Error::Code::Corrupt, {manifest, needle});
+  }
+}
+
+TEST(PartitionsFinalise, LedgerOriginOfTheWrongLengthIsCorrupt) {
+  zvf::MemoryStore s;
+  two_staged_partitions(s);
+  zvf::finalise(s, {}, kExec);
+  nlohmann::json root = get_doc(s, "zarr.json");
+  root["attributes"]["zvf"]["origin"] = {0, 0};  // cell keys were built from it axis by axis, past its end
+  put_doc(s, "zarr.json", root);
+  expect_error([&] { zvf::finalise(s, {}, kExec); }, Error::Code::Corrupt, {"'zvf'", "origin has 2 values, expected 3"});
+}
+
+TEST(PartitionsFinalise, DamagedRekeyJournalIsCorrupt) {
+  // The journal finalisation leaves when killed while moving cells to a new origin.
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"'from' must be 3 integers", nlohmann::json::object()},  // was operator[] of a missing key
+      {"'to' must be 3 integers", {{"from", {0, 0, 0}}, {"to", {0, 0}}, {"phase", "B"}, {"keys", {"0.0.0"}}}},
+      {"'keys' must be a list", {{"from", {0, 0, 0}}, {"to", {-1, 0, 0}}, {"phase", "B"}, {"keys", 5}}},
+      {"'phase' must be", {{"from", {0, 0, 0}}, {"to", {-1, 0, 0}}, {"phase", 1}, {"keys", nlohmann::json::array()}}},
+  };
+  for (const auto& [needle, journal] : cases) {
+    SCOPED_TRACE(needle);
+    zvf::MemoryStore s;
+    two_staged_partitions(s);
+    zvf::finalise(s, {}, kExec);
+    put_doc(s, ".zvf/rekey.json", journal);
+    expect_error([&] { zvf::finalise(s, {}, kExec); }, Error::Code::Corrupt, {".zvf/rekey.json", needle});
+  }
+}
+
+TEST(PartitionsFinalise, PieceWhoseBinCountsDisagreeWithItsRowsIsCorrupt) {
+  zvf::MemoryStore s;
+  two_staged_partitions(s);
+  const auto pieces = s.list(".zvf/partitions/" + zvf::list_partitions(s)[0].id + "/pieces");
+  ASSERT_FALSE(pieces.empty());
+  Bytes piece = *s.get(pieces[0]);
+  // Header: "ZVFP", u32 version, u64 rows, u32 bins, then i64 count per bin.
+  const std::int64_t huge = std::int64_t{1} << 40;
+  std::memcpy(piece.data() + 20, &huge, 8);
+  s.set(pieces[0], zvf::ByteSpan(piece));
+  expect_error([&] { zvf::finalise(s, {}, kExec); }, Error::Code::Corrupt, {pieces[0], "bin counts"});
+}
+
 }  // namespace

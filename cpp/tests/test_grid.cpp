@@ -224,6 +224,16 @@ TEST(GridMake, BinMustDivideChunk) {
   expect_error([] { Grid::make({100, 100}, {100, 100.0 / 3.0001}, 2); }, Error::Code::InvalidArgument, {"axis 1"});
 }
 
+// Found by fuzzing (docs/fuzzing.md): store metadata with chunk/bin = 3e165 cast
+// the ratio to int64 (undefined), and large per-axis counts overflowed their product.
+TEST(GridMake, RatiosAndBinCountsBeyondWhatAFragmentIndexCountsAreRefused) {
+  EXPECT_EQ(zvf::whole_ratio(1e300, 1e-300), 0);
+  EXPECT_EQ(zvf::whole_ratio(0x1p53, 1), std::int64_t{1} << 53);
+  expect_error([] { Grid::make({1e300, 1}, {1e135, 1}, 2); }, Error::Code::InvalidArgument, {"axis 0"});
+  expect_error([] { Grid::make({0x1p40, 0x1p40}, {1, 1}, 2); }, Error::Code::InvalidArgument, {"2^32 bins"});
+  EXPECT_EQ(Grid::make({0x1p16, 0x1p16}, {1, 1}, 2).bins_per_chunk_total(), std::int64_t{1} << 32);
+}
+
 TEST(GridMake, DimensionCount) {
   expect_error([] { Grid::make({100}, {}, 1); }, Error::Code::InvalidArgument, {"got 1"});
   expect_error([] { Grid::make({1, 1, 1, 1, 1}, {}, 5); }, Error::Code::InvalidArgument, {"got 5"});

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <string>
 #include <tuple>
@@ -332,6 +333,23 @@ TEST(Pyramid, SelectLevelPicksCoarsestDenseEnough) {
   EXPECT_EQ(zvf::select_level(store, right, 1, kExec), 2);
   EXPECT_EQ(zvf::select_level(store, right, 2, kExec), 1);
   EXPECT_EQ(zvf::select_level(store, right, 3, kExec), 0);
+}
+
+// Found by fuzzing (docs/fuzzing.md): a level-0 coordinate that no bin index can
+// hold (NaN, 1e30) reached the float -> int64 cast of bin_coord (undefined behaviour).
+TEST(Pyramid, CorruptLevel0CoordinateIsCorruptNamingTheCell) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), 1e30f}) {
+    SCOPED_TRACE(bad);
+    MemoryStore store;
+    write_cloud(store);
+    const std::string cell = "0/vertices/c/0/0";  // uncompressed: 8-byte vlen header, then x, y per row
+    auto bytes = store.get(cell);
+    ASSERT_TRUE(bytes.has_value());
+    std::memcpy(bytes->data() + 8, &bad, sizeof bad);
+    store.set(cell, zvf::ByteSpan(*bytes));
+    zvf::testing::expect_error([&] { zvf::build_pyramid(store, factors({2.0}), kExec); }, Error::Code::Corrupt,
+                               {cell, "row 0", "axis 0"});
+  }
 }
 
 }  // namespace

@@ -447,6 +447,44 @@ TEST_F(Validate, CoarseLevelWithMorePointsIsALevel5Error) {
   expect_finding(r, Severity::Error, 5, "2", "more than level 1");
 }
 
+// Found by fuzzing (docs/fuzzing.md): fields of an unexpected JSON type made
+// json::value() throw out of validate_store, which must report instead.
+TEST_F(Validate, FieldsOfTheWrongTypeAreFindingsNotExceptions) {
+  json root = get_json(store, "zarr.json");
+  root["attributes"]["multiscales"][0]["datasets"][1]["coordinateTransformations"][1]["type"] = nullptr;
+  put_json(store, "zarr.json", root);
+  json arr = get_json(store, "0/vertices/zarr.json");
+  arr["codecs"][0]["name"] = 5;
+  put_json(store, "0/vertices/zarr.json", arr);
+  ValidationReport r;
+  ASSERT_NO_THROW(r = validate(store, 5));
+  expect_finding(r, Severity::Error, 3, "0/vertices/zarr.json", "codecs cannot be decoded");
+}
+
+TEST_F(Validate, FragmentRangeWhoseEndOverflowsIsAnError) {
+  // An uncompressed cell (vlen-bytes header: count 1, length 44) holding a fragment
+  // index with one range fragment (start, count) = (2^62 + 1, 2^62 + 1), whose end
+  // overflows int64: header 'ZVFG' v1 F=1 R=1, bitmap, the range, CSR offsets[0] = 0.
+  Bytes cell(8 + 44, 0);
+  const std::uint32_t words[6] = {1, 44, 0x5A564647, 1, 1, 1};  // words[3]: version 1, flags 0
+  std::memcpy(cell.data(), words, sizeof words);
+  cell[8 + 16] = 1;  // bitmap: fragment 0 is a range
+  const std::int64_t big = (std::int64_t{1} << 62) + 1;
+  std::memcpy(cell.data() + 8 + 24, &big, 8);
+  std::memcpy(cell.data() + 8 + 32, &big, 8);
+  const std::string key = first_cell(store, "0/vertex_fragments");
+  store.set(key, zvf::ByteSpan(cell));
+  expect_finding(validate(store, 3), Severity::Error, 3, key, "covers rows [4611686018427387905, 9223372036854775810)");
+}
+
+TEST_F(Validate, LinksFamilyWithNonIntegerWidthIsAnError) {
+  put_json(store, "0/links/0/zarr.json",
+           {{"zarr_format", 3}, {"node_type", "group"}, {"attributes", {{"link_width", 2.5}, {"sid_ndim", 3}}}});
+  ValidationReport r;
+  ASSERT_NO_THROW(r = validate(store, 3));
+  expect_finding(r, Severity::Error, 3, "0/links/0/zarr.json", "must be integers");
+}
+
 // ---------------------------------------------------------------- partitions
 
 class ValidatePartitions : public ::testing::Test {
@@ -489,6 +527,18 @@ TEST_F(ValidatePartitions, CompleteButUnmergedPartitionIsAWarning) {
   auto r = validate(store, 1);
   EXPECT_TRUE(r.ok()) << dump(r);
   expect_finding(r, Severity::Warning, 1, ".zvf/partitions/" + id, "not merged yet");
+}
+
+TEST_F(ValidatePartitions, LedgerWithAMalformedBoxIsAWarning) {
+  write_partition(0, 600);
+  write_partition(600, kInf);
+  zvf::finalise(store, {}, kExec);
+  json root = get_json(store, "zarr.json");
+  root["attributes"]["zvf"]["partitions"][id]["range"][0][0] = "x";  // was json::type_error out of validate
+  put_json(store, "zarr.json", root);
+  ValidationReport r;
+  ASSERT_NO_THROW(r = validate(store, 1));
+  expect_finding(r, Severity::Warning, 1, "zarr.json", "malformed box");
 }
 
 TEST(ValidatePosix, TempFileOfAKilledWriterIsAWarning) {

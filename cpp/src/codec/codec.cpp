@@ -24,6 +24,30 @@ constexpr std::size_t kHeader = 8;  // u32le element count + u32le length
 // by sizes read from (possibly corrupt) headers.
 constexpr std::uint64_t kMaxFramed = kHeader + std::numeric_limits<std::uint32_t>::max();
 
+// A decompressed size claimed by a header is trusted up to this, or up to this
+// many times the stored bytes. Beyond, the decoder writes into memory that is
+// not zero-filled first, so that only what it really decodes is touched, and the
+// result is copied out: a corrupt 30-byte header must not cost gigabytes of
+// memory, and real cells of that ratio (runs of zeros) still decode.
+constexpr std::uint64_t kEagerBytes = std::uint64_t{64} << 20;
+constexpr std::uint64_t kEagerRatio = 16;
+
+// decode(dst) fills `claimed` bytes at dst or throws.
+template <class Decode>
+Bytes decode_claimed(std::size_t claimed, std::size_t stored, Decode&& decode) {
+  if (claimed <= kEagerBytes || claimed / kEagerRatio <= stored) {
+    Bytes out(claimed);
+    decode(out.data());
+    return out;
+  }
+  struct FreeLarge {
+    void operator()(std::uint8_t* p) const noexcept { detail::free_large(p); }
+  };
+  const std::unique_ptr<std::uint8_t, FreeLarge> raw(static_cast<std::uint8_t*>(detail::allocate_large(claimed)));
+  decode(raw.get());
+  return Bytes(raw.get(), raw.get() + claimed);
+}
+
 const std::set<std::string> kBloscCnames = {"blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd"};
 
 void put_u32le(std::uint8_t* p, std::uint32_t v) {
@@ -157,24 +181,29 @@ Bytes zstd_decompress(ByteSpan stored, const std::string& what) {
   if (size == ZSTD_CONTENTSIZE_ERROR) {
     corrupt(what + ": not a zstd frame (" + std::to_string(stored.size()) + " bytes, bad or truncated header)");
   }
-  if (size != ZSTD_CONTENTSIZE_UNKNOWN) {
-    if (size > kMaxFramed) {
-      corrupt(what + ": zstd frame claims " + std::to_string(size) + " decompressed bytes, more than a cell can hold (" +
-              std::to_string(kMaxFramed) + ")");
-    }
-    Bytes out(static_cast<std::size_t>(size));
-    const std::size_t n = ZSTD_decompress(out.data(), out.size(), stored.data(), stored.size());
-    if (ZSTD_isError(n)) corrupt(what + ": zstd decompression failed: " + ZSTD_getErrorName(n));
-    if (n != size) {
-      corrupt(what + ": zstd frame decompressed to " + std::to_string(n) + " bytes, header said " +
-              std::to_string(size));
-    }
-    return out;
+  const bool known = size != ZSTD_CONTENTSIZE_UNKNOWN;
+  if (known && size > kMaxFramed) {
+    corrupt(what + ": zstd frame claims " + std::to_string(size) + " decompressed bytes, more than a cell can hold (" +
+            std::to_string(kMaxFramed) + ")");
   }
-  // Frames written by streaming compressors may omit the content size.
+  if (known) {
+    auto decode = [&](std::uint8_t* dst) {
+      const std::size_t n = ZSTD_decompress(dst, static_cast<std::size_t>(size), stored.data(), stored.size());
+      if (ZSTD_isError(n)) corrupt(what + ": zstd decompression failed: " + ZSTD_getErrorName(n));
+      if (n != size) {
+        corrupt(what + ": zstd frame decompressed to " + std::to_string(n) + " bytes, header said " +
+                std::to_string(size));
+      }
+    };
+    return decode_claimed(static_cast<std::size_t>(size), stored.size(), decode);
+  }
+  // Frames written by streaming compressors may omit the content size: the
+  // output grows as data arrives.
+  const std::uint64_t cap = kMaxFramed;
   std::unique_ptr<ZSTD_DCtx, ZstdDCtxFree> dctx(ZSTD_createDCtx());
   if (!dctx) throw std::bad_alloc();
-  Bytes out(std::max<std::size_t>(ZSTD_DStreamOutSize(), stored.size() * 4));
+  const std::uint64_t first = std::max<std::size_t>(ZSTD_DStreamOutSize(), stored.size() * 4);
+  Bytes out(static_cast<std::size_t>(std::min(cap, first)));
   ZSTD_inBuffer in{stored.data(), stored.size(), 0};
   ZSTD_outBuffer ob{out.data(), out.size(), 0};
   std::size_t ret = 1;
@@ -183,11 +212,11 @@ Bytes zstd_decompress(ByteSpan stored, const std::string& what) {
     if (ZSTD_isError(ret)) corrupt(what + ": zstd decompression failed: " + ZSTD_getErrorName(ret));
     if (ret == 0 && in.pos == in.size) break;  // frame(s) complete, input consumed
     if (ob.pos == ob.size) {
-      if (out.size() >= kMaxFramed) {
+      if (out.size() >= cap) {
         corrupt(what + ": zstd stream decompresses to more than a cell can hold (" + std::to_string(kMaxFramed) +
                 " bytes)");
       }
-      out.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kMaxFramed, out.size() * 2)));
+      out.resize(static_cast<std::size_t>(std::min<std::uint64_t>(cap, out.size() * 2)));
       ob.dst = out.data();
       ob.size = out.size();
     } else if (in.pos == in.size) {
@@ -246,14 +275,15 @@ Bytes blosc_decompress(ByteSpan stored, const std::string& what) {
   if (nbytes > kMaxFramed) {
     corrupt(what + ": blosc chunk claims " + std::to_string(nbytes) + " decompressed bytes, more than a cell can hold");
   }
-  Bytes out(nbytes);
-  if (nbytes == 0) return out;
-  const int n = blosc_decompress_ctx(stored.data(), out.data(), out.size(), 1);
-  if (n < 0 || static_cast<std::size_t>(n) != nbytes) {
-    corrupt(what + ": blosc decompression failed (returned " + std::to_string(n) + ", expected " +
-            std::to_string(nbytes) + " bytes)");
-  }
-  return out;
+  auto check = [&](int n) {
+    if (n < 0 || static_cast<std::size_t>(n) != nbytes) {
+      corrupt(what + ": blosc decompression failed (returned " + std::to_string(n) + ", expected " +
+              std::to_string(nbytes) + " bytes)");
+    }
+  };
+  if (nbytes == 0) return Bytes();
+  return decode_claimed(nbytes, stored.size(),
+                        [&](std::uint8_t* dst) { check(blosc_decompress_ctx(stored.data(), dst, nbytes, 1)); });
 }
 
 }  // namespace

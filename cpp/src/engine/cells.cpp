@@ -170,6 +170,9 @@ ChunkView decode_piece(ByteSpan in, const CellLayout& layout, const std::string&
   std::memcpy(&nbins, in.data() + 16, 4);
   if (version != 1) corrupt("unsupported version " + std::to_string(version));
   if (nbins != static_cast<std::uint32_t>(layout.nbins)) corrupt("bin count differs from the store's layout");
+  // Bounds the row count before it is multiplied into sizes (every row is >= 1 byte).
+  if (d.count > in.size())
+    corrupt("claims " + std::to_string(d.count) + " rows in " + std::to_string(in.size()) + " bytes");
   std::size_t need = 20 + std::size_t(nbins) * 8 + d.count * layout.vertex_row_bytes();
   for (std::size_t k = 0; k < layout.attrs.size(); ++k) need += d.count * layout.attr_row_bytes(k);
   if (in.size() != need)
@@ -178,6 +181,15 @@ ChunkView decode_piece(ByteSpan in, const CellLayout& layout, const std::string&
   frag_counts.resize(nbins);
   std::memcpy(frag_counts.data(), in.data() + at, std::size_t(nbins) * 8);
   at += std::size_t(nbins) * 8;
+  // merge_chunks copies rows bin by bin: the counts must be the piece's rows exactly.
+  std::uint64_t sum = 0;
+  for (auto n : frag_counts) {
+    if (n < 0 || static_cast<std::uint64_t>(n) > d.count - sum)
+      corrupt("its bin counts do not add up to its " + std::to_string(d.count) + " rows");
+    sum += static_cast<std::uint64_t>(n);
+  }
+  if (sum != d.count)
+    corrupt("its bin counts add up to " + std::to_string(sum) + ", expected " + std::to_string(d.count) + " rows");
   d.frag_counts = &frag_counts;
   auto take = [&](std::size_t n) {
     const ByteSpan s = in.subspan(at, n);

@@ -41,7 +41,23 @@ std::vector<std::string> array_paths(const StoreLayout& l) {
 // Moves every listed cell from `from` to `to` origin. Phase A parks cells under
 // .zvf/rekey/ by absolute key, phase B places them; either phase can be re-run.
 void rekey(Store& store, const StoreLayout& layout, const json& journal) {
-  const ChunkCoord from = journal["from"], to = journal["to"];
+  // Read back from the store: checked before use (operator[] of a missing key is undefined).
+  auto bad = [&](const std::string& why) {
+    fail(Error::Code::Corrupt,
+         store.describe() + "/" + kJournal + " (the journal of an interrupted finalisation): " + why);
+  };
+  auto origin = [&](const char* k) {
+    if (!journal.is_object() || !journal.contains(k) || !meta::is_integer_list(journal[k]) ||
+        journal[k].size() != layout.ndim)
+      bad(std::string("'") + k + "' must be " + std::to_string(layout.ndim) + " integers");
+    return journal[k].get<ChunkCoord>();
+  };
+  const ChunkCoord from = origin("from"), to = origin("to");
+  if (!journal.contains("keys") || !journal["keys"].is_array() ||
+      !std::all_of(journal["keys"].begin(), journal["keys"].end(), [](const json& k) { return k.is_string(); }))
+    bad("'keys' must be a list of chunk keys");
+  if (!journal.contains("phase") || (journal["phase"] != "A" && journal["phase"] != "B"))
+    bad("'phase' must be \"A\" or \"B\"");
   const auto keys = journal["keys"].get<std::vector<std::string>>();
   const auto paths = array_paths(layout);
   // Moves are independent within a phase: run them in parallel (on S3 each is a

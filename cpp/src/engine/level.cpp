@@ -19,16 +19,22 @@ json require_json(const Store& store, const std::string& key, const std::string&
 ArrayMeta read_array(const Store& store, const std::string& path, std::size_t ndim, bool attribute = false) {
   json j = require_json(store, path + "/zarr.json", "array metadata");
   if (j.contains("codecs") && j["codecs"].is_array() && !j["codecs"].empty() && j["codecs"][0].is_object() &&
-      j["codecs"][0].value("name", "") == "sharding_indexed")
+      j["codecs"][0].contains("name") && j["codecs"][0]["name"] == "sharding_indexed")
     fail(Error::Code::Unsupported, store.describe() + "/" + path +
                                        " is sharded (codec 'sharding_indexed', the reference's shard_shape), "
                                        "which zvf does not read");
   ArrayMeta a;
   a.path = path;
+  // get<>() would cast a float to an integer unchecked (undefined for 1e300).
+  auto integers = [&](const json& v, const char* field) {
+    if (!meta::is_integer_list(v))
+      corrupt(store.describe() + "/" + path + "/zarr.json: " + field + " must be a list of integers, got " + v.dump());
+    return v.get<std::vector<std::int64_t>>();
+  };
   try {
     const json& at = j.at("attributes");
     a.codec = CodecSpec::from_json(j.at("codecs"));
-    a.shape = j.at("shape").get<std::vector<std::int64_t>>();
+    a.shape = integers(j.at("shape"), "shape");
     if (at.contains("dtype")) {
       const std::string name = at["dtype"].get<std::string>();
       if (!attribute) {
@@ -50,9 +56,13 @@ ArrayMeta read_array(const Store& store, const std::string& path, std::size_t nd
         }
       }
     }
-    a.origin = at.contains("chunk_grid_origin") ? at["chunk_grid_origin"].get<ChunkCoord>() : ChunkCoord(ndim, 0);
+    a.origin = at.contains("chunk_grid_origin") ? integers(at["chunk_grid_origin"], "chunk_grid_origin")
+                                                : ChunkCoord(ndim, 0);
     if (at.contains("row_shape") && !at["row_shape"].empty()) {
       a.one_d = false;
+      if (!at["row_shape"][0].is_number_unsigned())
+        corrupt(store.describe() + "/" + path + "/zarr.json: row_shape must be [] or [columns], got " +
+                at["row_shape"].dump());
       a.cols = at["row_shape"][0].get<std::size_t>();
     }
     if (at.contains("nonempty_chunks")) a.nonempty = at["nonempty_chunks"].get<std::vector<std::string>>();
@@ -60,6 +70,9 @@ ArrayMeta read_array(const Store& store, const std::string& path, std::size_t nd
     corrupt(store.describe() + "/" + path + "/zarr.json: " + e.what());
   }
   if (a.origin.size() != ndim) corrupt(path + ": chunk_grid_origin has the wrong length");
+  if (a.shape.size() != ndim)
+    corrupt(store.describe() + "/" + path + "/zarr.json: shape has " + std::to_string(a.shape.size()) +
+            " values, expected " + std::to_string(ndim) + " (the chunk grid, one per axis)");
   return a;
 }
 
@@ -112,6 +125,9 @@ LevelView open_level(const Store& store, int level) {
   }
   try {
     const json& l = (*lj).at("attributes").at("zarr_vectors_level");
+    if (l.contains("vertex_count") && !l["vertex_count"].is_number_unsigned())
+      corrupt(store.describe() + "/" + std::to_string(level) + "/zarr.json: vertex_count = " +
+              l["vertex_count"].dump() + ", expected a whole number >= 0");
     lv.vertex_count = l.value("vertex_count", std::uint64_t{0});
     const std::string method = l.contains("coarsening_method") && l["coarsening_method"].is_string()
                                    ? l["coarsening_method"].get<std::string>()
@@ -161,6 +177,8 @@ std::vector<ChunkCoord> level_chunks(const Store& store, const LevelView& lv) {
   } else {  // no presence attribute: derive it from the cells on disk
     const std::string prefix = lv.vertices.path + "/c/";
     for (const auto& key : store.list(lv.vertices.path + "/c")) {
+      if (key.size() <= prefix.size())  // list() includes "<path>/c" itself if that is a key
+        corrupt(store.describe() + "/" + key + " is a value where the array's chunk directory should be");
       std::string rest = key.substr(prefix.size());
       for (auto& ch : rest)
         if (ch == '/') ch = '.';

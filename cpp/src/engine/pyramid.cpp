@@ -306,6 +306,13 @@ std::uint64_t build_chunk(Store& store, const Plan& plan, const LevelPlan& lp, s
       long double p[kMaxDims];
       for (std::size_t d = 0; d < nd; ++d) {
         p[d] = coords[r * nd + d];
+        // A corrupt cell can hold NaN or 1e30, and bin_coord casts to int64: the limit
+        // check_input puts on positions (and this bin is at least the level-0 bin).
+        if (!(std::abs(coords[r * nd + d] * inv_bin[d]) <= 9.0e18)) [[unlikely]]
+          fail(Error::Code::Corrupt, store.describe() + "/" + b.vertices.path + "/" + cell_key(c, b.vertices.origin) +
+                                         ": row " + std::to_string(r) + " has coordinate " +
+                                         number_text(coords[r * nd + d]) + " on axis " + std::to_string(d) +
+                                         ", expected a finite position inside chunk " + dotted_key(c));
         // Clamp: a point one ulp across the coarse chunk's edge stays in the edge bin.
         std::int64_t local = bin_coord(coords[r * nd + d], g.bin_shape[d], inv_bin[d]) - K[d] * g.bins_per_chunk[d];
         local = std::clamp<std::int64_t>(local, 0, g.bins_per_chunk[d] - 1);
@@ -437,6 +444,14 @@ void write_root(Store& store, const Plan* plan, const std::vector<const LevelPla
   auto raw = meta::read_json(store, "zarr.json");
   ojson root = ojson::parse(raw->dump());
   auto& attrs = root["attributes"];
+  // Edited in place below: a damaged root must fail here, not as json::type_error.
+  const auto& ms = attrs.contains("multiscales") ? attrs["multiscales"] : ojson();
+  const bool editable = ms.is_array() && !ms.empty() && ms[0].is_object() && ms[0].contains("datasets") &&
+                        ms[0]["datasets"].is_array() && !ms[0]["datasets"].empty() &&
+                        (!attrs.contains("ome") || attrs["ome"].is_object());
+  if (!editable)
+    fail(Error::Code::Corrupt, store.describe() + "/zarr.json: expected a 'multiscales' list whose first entry has a "
+                                                  "non-empty 'datasets' list (and 'ome', if present, an object)");
   auto& datasets = attrs["multiscales"][0]["datasets"];
   ojson kept = ojson::array();
   kept.push_back(datasets[0]);

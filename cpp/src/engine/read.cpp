@@ -322,7 +322,6 @@ StoreInfo store_info(const Store& store) {
   json root = read_zv_root(store);
   StoreInfo info;
   const json& zv = root["attributes"]["zarr_vectors"];
-  info.zv_version = zv.value("zv_version", std::string());
   for (int level : published_levels(root)) {
     LevelView lv = open_level(store, level);
     if (level == 0) {
@@ -352,6 +351,8 @@ StoreInfo store_info(const Store& store) {
     li.nonempty_chunks = level_chunks(store, lv).size();
     info.levels.push_back(std::move(li));
   }
+  // open_level(0) refused a zv_version that is not a string; value() would throw for one.
+  if (zv.contains("zv_version") && zv["zv_version"].is_string()) info.zv_version = zv["zv_version"].get<std::string>();
   return info;
 }
 

@@ -6,6 +6,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <type_traits>
 
 #include "engine/input.hpp"
 #include "zvf/error.hpp"
@@ -17,11 +18,25 @@ template <class T>
 T field(const json& j, const char* key, const std::string& what) {
   if (!j.is_object() || !j.contains(key))
     fail(Error::Code::Corrupt, what + ": missing field '" + key + "'");
+  // get<>() would cast a float to an integer type unchecked (undefined for 1e300).
+  const json& v = j.at(key);
+  bool ok = true;
+  if constexpr (std::is_same_v<T, ChunkCoord>) ok = meta::is_integer_list(v);
+  else if constexpr (std::is_unsigned_v<T> && !std::is_same_v<T, bool>) ok = v.is_number_unsigned();
+  else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) ok = v.is_number_integer();
+  if (!ok) fail(Error::Code::Corrupt, what + ": field '" + key + "' must hold whole numbers, got " + v.dump());
   try {
     return j.at(key).get<T>();
   } catch (const json::exception& e) {
     fail(Error::Code::Corrupt, what + ": field '" + key + "' has the wrong type: " + e.what());
   }
+}
+
+// Cell keys are built from an origin per axis (cell_key indexes it by the chunk's axes).
+void check_origin(const ChunkCoord& origin, std::size_t ndim, const std::string& what) {
+  if (origin.size() != ndim)
+    fail(Error::Code::Corrupt, what + ": origin has " + std::to_string(origin.size()) + " values, expected " +
+                                   std::to_string(ndim) + " (one per axis)");
 }
 
 std::string shape_text(const std::vector<double>& v) {
@@ -93,8 +108,13 @@ json box_to_json(const Box& b) {
 }
 
 Box box_from_json(const json& j, std::size_t ndim, const std::string& what) {
-  if (!j.is_array() || j.size() != 2 || j[0].size() != ndim || j[1].size() != ndim)
-    fail(Error::Code::Corrupt, what + ": malformed box");
+  auto side_ok = [&](const json& s) {
+    return s.is_array() && s.size() == ndim &&
+           std::all_of(s.begin(), s.end(), [](const json& x) { return x.is_null() || x.is_number(); });
+  };
+  if (!j.is_array() || j.size() != 2 || !side_ok(j[0]) || !side_ok(j[1]))
+    fail(Error::Code::Corrupt, what + ": malformed box (expected [[lo...], [hi...]] with " + std::to_string(ndim) +
+                                   " numbers or nulls each)");
   Box b = Box::unbounded(ndim);
   for (std::size_t d = 0; d < ndim; ++d) {
     if (!j[0][d].is_null()) b.lo[d] = j[0][d].get<double>();
@@ -126,8 +146,17 @@ PartitionRecord PartitionRecord::from_json(const json& j, const std::string& wha
   r.run_id = field<std::string>(j, "run_id", what);
   r.range = box_from_json(field<json>(j, "range", what), nd, what);
   r.origin = field<ChunkCoord>(j, "origin", what);
+  check_origin(r.origin, nd, what);
   r.vertex_count = field<std::uint64_t>(j, "vertex_count", what);
-  if (!j.at("bounds").is_null()) r.bounds = box_from_json(j.at("bounds"), nd, what);
+  if (const json bounds = field<json>(j, "bounds", what); !bounds.is_null()) {
+    r.bounds = box_from_json(bounds, nd, what);
+    // Finalisation bins them: finite, with bin indexes that fit int64 (as check_input requires of points).
+    for (std::size_t d = 0; d < nd; ++d)
+      for (double v : {r.bounds->lo[d], r.bounds->hi[d]})
+        if (!std::isfinite(v) || std::abs(v) / r.layout.grid.bin_shape[d] > 9.0e18)
+          fail(Error::Code::Corrupt, what + ": bounds are " + number_text(v) + " on axis " + std::to_string(d) +
+                                         ", expected finite positions within the chunk grid's range");
+  }
   r.in_place = field<std::vector<std::string>>(j, "in_place", what);
   r.staged = field<std::vector<std::string>>(j, "staged", what);
   return r;
@@ -144,6 +173,7 @@ Ledger Ledger::from_json(const json& j) {
   Ledger l;
   l.layout = StoreLayout::from_json(field<json>(j, "layout", what), what);
   l.origin = field<ChunkCoord>(j, "origin", what);
+  check_origin(l.origin, l.layout.ndim, what);
   const json parts = field<json>(j, "partitions", what);  // items() must not outlive it
   for (const auto& [id, r] : parts.items())
     l.partitions[id] = PartitionRecord::from_json(r, what + " partition " + id, l.layout);
@@ -155,7 +185,8 @@ std::string partition_dir(const std::string& id) { return kPartitions + id; }
 std::vector<StagedPartition> scan_partitions(const Store& store) {
   std::map<std::string, StagedPartition> found;
   for (const auto& key : store.list(kPartitions.substr(0, kPartitions.size() - 1))) {
-    // .zvf/partitions/<id>/<file>
+    // .zvf/partitions/<id>/<file>; list() includes ".zvf/partitions" itself if that is a key
+    if (key.size() <= kPartitions.size()) continue;
     auto rest = key.substr(kPartitions.size());
     auto slash = rest.find('/');
     if (slash == std::string::npos) continue;

@@ -26,7 +26,8 @@ std::string shape_text(const std::vector<double>& v) {
 std::int64_t whole_ratio(double chunk, double bin) {
   if (!(bin > 0) || !std::isfinite(bin) || !std::isfinite(chunk)) return 0;
   const double ratio = chunk / bin, r = std::round(ratio);
-  return r >= 1 && std::abs(ratio - r) <= 1e-9 * std::max(1.0, r) ? static_cast<std::int64_t>(r) : 0;
+  // Beyond 2^53 no double is a meaningful whole ratio, and casting one past 2^63 is undefined.
+  return r >= 1 && r <= 0x1p53 && std::abs(ratio - r) <= 1e-9 * std::max(1.0, r) ? static_cast<std::int64_t>(r) : 0;
 }
 
 std::int64_t Grid::bins_per_chunk_total() const {
@@ -60,6 +61,14 @@ Grid Grid::make(std::vector<double> chunk_shape, std::vector<double> bin_shape, 
               shape_text(chunk_shape) + " on axis " + std::to_string(d) + ": chunk/bin = " +
               ratio_text(chunk_shape[d] / b) + ", expected a whole number >= 1");
     g.bins_per_chunk.push_back(r);
+  }
+  // A fragment index counts a chunk's bins in a uint32; checked per axis so the product cannot overflow.
+  std::int64_t total = 1;
+  for (auto b : g.bins_per_chunk) {
+    if (b > (std::int64_t{1} << 32) / total)
+      invalid("bin_shape " + shape_text(bin_shape) + " gives more than 2^32 bins per chunk_shape " +
+              shape_text(chunk_shape) + ", more than a fragment index can count");
+    total *= b;
   }
   g.chunk_shape = std::move(chunk_shape);
   g.bin_shape = std::move(bin_shape);

@@ -167,6 +167,10 @@ void write_all(Store& store, const StoreMeta& m, const ojson& extra_root_attrs) 
   write_json(store, "zarr.json", root);
 }
 
+bool is_integer_list(const nlohmann::json& j) {
+  return j.is_array() && std::all_of(j.begin(), j.end(), [](const nlohmann::json& x) { return x.is_number_integer(); });
+}
+
 std::optional<nlohmann::json> read_json(const Store& store, const std::string& key) {
   auto bytes = store.get(key);
   if (!bytes) return std::nullopt;

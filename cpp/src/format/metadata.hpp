@@ -64,6 +64,11 @@ ojson attribute_doc(const StoreMeta& m, const AttrSpec& a);
 // Writes every metadata document of level 0, the root last.
 void write_all(Store& store, const StoreMeta& m, const ojson& extra_root_attrs = ojson::object());
 
+// True if j is an array of JSON integers. nlohmann's get<std::int64_t>() of a
+// float such as 1e300 is undefined behaviour, so integer lists read from a store
+// are checked with this first.
+bool is_integer_list(const nlohmann::json& j);
+
 // Reads and parses a JSON document; nullopt if the key is missing; Error(Corrupt)
 // naming the key if it is not valid JSON.
 std::optional<nlohmann::json> read_json(const Store& store, const std::string& key);

@@ -207,6 +207,9 @@ const char* npy_descr(DType t) {
 // True/False/None, integers and tuples/lists.
 struct PyValue {
   enum Kind { Str, Ident, Int, Seq, Dict } kind = Str;
+  // User-provided: clang with libstdc++ in C++20 otherwise rejects the
+  // self-referencing vector<pair<string, PyValue>> below (incomplete pair).
+  PyValue() {}
   std::string text;  // Str: contents; Ident/Int: the token
   std::vector<PyValue> items;
   std::vector<std::pair<std::string, PyValue>> entries;

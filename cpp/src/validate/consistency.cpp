@@ -29,7 +29,8 @@ std::optional<ArrayMeta> parse_array(Checker& c, const std::string& path, bool h
   ArrayMeta a;
   a.path = path;
   const json& codecs = doc->contains("codecs") ? (*doc)["codecs"] : json();
-  if (codecs.is_array() && !codecs.empty() && codecs[0].is_object() && codecs[0].value("name", "") == "sharding_indexed") {
+  if (codecs.is_array() && !codecs.empty() && codecs[0].is_object() && codecs[0].contains("name") &&
+      codecs[0]["name"] == "sharding_indexed") {
     c.warn(key, "sharded (codec 'sharding_indexed', the reference's shard_shape), which zvf does not read: its cells "
                 "were not checked");
     return std::nullopt;
@@ -211,9 +212,11 @@ void check_chunk(Checker& c, LevelPlan& p, const ChunkCoord& chunk, ChunkFinding
   for (std::size_t f = 0; f < frags.size(); ++f) {
     const Fragment& fr = frags[f];
     if (fr.is_range) {
-      if (fr.start + fr.count > rows) {
+      if (fr.start > rows || fr.count > rows - fr.start) {  // start + count could overflow (both >= 0)
         out.error(fkey, lname + chunk_text(chunk) + ": fragment " + std::to_string(f) + " covers rows [" +
-                          std::to_string(fr.start) + ", " + std::to_string(fr.start + fr.count) + ") but the cell has " +
+                          std::to_string(fr.start) + ", " +
+                          std::to_string(static_cast<std::uint64_t>(fr.start) + static_cast<std::uint64_t>(fr.count)) +
+                          ") but the cell has " +
                           std::to_string(rows) + " rows");
         return;
       }

@@ -67,17 +67,30 @@ void check_links(Checker& c, int level, const std::set<ChunkCoord>& chunks) {
     auto doc = c.read_doc(family + "/zarr.json");
     if (!doc || !doc->contains("attributes") || !(*doc)["attributes"].is_object()) continue;
     const json& fa = (*doc)["attributes"];
-    const std::int64_t width = fa.value("link_width", std::int64_t{2});
-    const std::size_t sid = fa.value("sid_ndim", std::size_t{0});
+    const auto not_integer = [&](const char* k) { return fa.contains(k) && !fa[k].is_number_integer(); };
+    if (not_integer("link_width") || not_integer("sid_ndim")) {  // value() would cast floats unchecked
+      c.error(family + "/zarr.json", "link_width and sid_ndim must be integers");
+      continue;
+    }
+    std::int64_t width = 2;
+    std::size_t sid = 0;
+    bool canonical = false;
+    try {  // value() throws json::type_error for a field of another type
+      width = fa.value("link_width", std::int64_t{2});
+      sid = fa.value("sid_ndim", std::size_t{0});
+      // Only an undirected, single-copy, intra-level family stores each record once,
+      // under the lexicographically non-negative offset, in non-decreasing order.
+      canonical =
+          !fa.value("directed", false) && fa.value("store", std::string("canonical")) == "canonical" && *delta == 0;
+    } catch (const json::exception& e) {
+      c.error(family + "/zarr.json", std::string("cannot be used: ") + e.what());
+      continue;
+    }
     if (sid == 0) continue;  // as the reference: a family without sid_ndim is not checked
     if (width < 1) {
       c.error(family + "/zarr.json", "link_width = " + std::to_string(width) + ", must be >= 1");
       continue;
     }
-    // Only an undirected, single-copy, intra-level family stores each record once,
-    // under the lexicographically non-negative offset, in non-decreasing order.
-    const bool canonical = !fa.value("directed", false) && fa.value("store", std::string("canonical")) == "canonical" &&
-                           *delta == 0;
     std::uint64_t records = 0;
     std::size_t segments = 0;
     for (const auto& seg : c.store.list_dir(family)) {
@@ -109,10 +122,16 @@ void check_links(Checker& c, int level, const std::set<ChunkCoord>& chunks) {
         a.codec = CodecSpec::from_json(adoc->at("codecs"));
         const json& at = adoc->at("attributes");
         if (at.contains("dtype")) dtype = dtype_from_name(at["dtype"].get<std::string>());
-        if (at.contains("chunk_grid_origin")) a.origin = at["chunk_grid_origin"].get<ChunkCoord>();
+        if (at.contains("chunk_grid_origin"))  // get<>() would cast floats unchecked
+          a.origin =
+              meta::is_integer_list(at["chunk_grid_origin"]) ? at["chunk_grid_origin"].get<ChunkCoord>() : ChunkCoord{};
         has_perm = at.value("has_perm", false);
       } catch (const std::exception& e) {
         c.error(path + "/zarr.json", std::string("cannot be used: ") + e.what());
+        continue;
+      }
+      if (a.origin.size() != c.ndim) {  // indexed per axis below
+        c.error(path + "/zarr.json", "chunk_grid_origin must be " + std::to_string(c.ndim) + " integers");
         continue;
       }
       const std::size_t record = static_cast<std::size_t>(width + (has_perm ? 1 : 0)) * dtype_size(dtype);
@@ -122,6 +141,10 @@ void check_links(Checker& c, int level, const std::set<ChunkCoord>& chunks) {
       const bool flat = *delta == 0 && std::all_of(offsets->begin(), offsets->end(), [](auto o) { return o == 0; });
       const std::string prefix = path + "/c/";
       for (const auto& key : c.store.list(path + "/c")) {
+        if (key.size() <= prefix.size()) {  // list() includes "<path>/c" itself if that is a key
+          c.warn(key, "not a chunk key of this links array");
+          continue;
+        }
         std::string rest = key.substr(prefix.size());
         std::replace(rest.begin(), rest.end(), '/', '.');
         ChunkCoord src;

@@ -124,7 +124,7 @@ void read_published(Checker& c) {
     if (ds.contains("coordinateTransformations") && ds["coordinateTransformations"].is_array())
       for (const auto& t : ds["coordinateTransformations"])
         for (const char* kind : {"scale", "translation"})
-          if (t.is_object() && t.value("type", "") == kind && is_number_array(t.value(kind, json()), 0))
+          if (t.is_object() && t.contains("type") && t["type"] == kind && is_number_array(t.value(kind, json()), 0))
             (std::string(kind) == "scale" ? l->scale : l->translation) = t[kind].get<std::vector<double>>();
   }
 }

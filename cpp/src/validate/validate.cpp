@@ -1,5 +1,7 @@
 // validate_store: runs the check levels in order, with the reference's gating
 // (structure errors stop everything; metadata errors stop the data checks).
+#include <limits>
+
 #include "engine/input.hpp"
 #include "format/metadata.hpp"
 #include "validate/checks.hpp"
@@ -20,8 +22,9 @@ std::size_t ValidationReport::warning_count() const { return findings.size() - e
 namespace detail::validation {
 
 std::int64_t LevelGrid::bins_total() const {
-  std::int64_t n = 1;
-  for (auto b : bins_per_chunk) n *= b;
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  std::int64_t n = 1;  // saturates: the per-axis counts come from unchecked metadata
+  for (auto b : bins_per_chunk) n = b > 0 && n > kMax / b ? kMax : n * b;
   return n;
 }
 
