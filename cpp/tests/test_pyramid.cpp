@@ -353,3 +353,21 @@ TEST(Pyramid, CorruptLevel0CoordinateIsCorruptNamingTheCell) {
 }
 
 }  // namespace
+
+// A vertices cell cut mid-row: the pyramid read it its own way and dropped the
+// partial row without a word, where read_points refuses it.
+TEST(Pyramid, Level0CellWithPartialRowIsCorruptNamingTheCell) {
+  MemoryStore store;
+  write_cloud(store);
+  const std::string cell = "0/vertices/c/0/0";  // uncompressed: u32 item count, u32 length, then the rows
+  auto bytes = store.get(cell);
+  ASSERT_TRUE(bytes.has_value());
+  std::uint32_t length = 0;
+  std::memcpy(&length, bytes->data() + 4, 4);
+  length += 4;  // one float more: half an (x, y) row
+  std::memcpy(bytes->data() + 4, &length, 4);
+  bytes->insert(bytes->end(), {0, 0, 0, 0});
+  store.set(cell, zvf::ByteSpan(*bytes));
+  zvf::testing::expect_error([&] { zvf::build_pyramid(store, factors({2.0}), kExec); }, Error::Code::Corrupt,
+                             {cell, "not a whole number of 8-byte rows"});
+}

@@ -290,6 +290,10 @@ std::uint64_t build_chunk(Store& store, const Plan& plan, const LevelPlan& lp, s
     if (!verts)
       fail(Error::Code::Corrupt, store.describe() + "/" + b.vertices.path + "/" + cell_key(c, b.vertices.origin) +
                                      " is missing although chunk " + dotted_key(c) + " is listed as non-empty");
+    if (verts->payload.size() % vrow != 0)  // a cut row would otherwise be dropped silently
+      fail(Error::Code::Corrupt, store.describe() + "/" + b.vertices.path + "/" + cell_key(c, b.vertices.origin) +
+                                     ": " + std::to_string(verts->payload.size()) + " bytes is not a whole number of " +
+                                     std::to_string(vrow) + "-byte rows");
     const std::size_t n = verts->payload.size() / vrow;
     attr_vals.resize(plan.attrs.size());
     for (const auto& a : plan.attrs) {
