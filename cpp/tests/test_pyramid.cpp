@@ -371,3 +371,41 @@ TEST(Pyramid, Level0CellWithPartialRowIsCorruptNamingTheCell) {
   zvf::testing::expect_error([&] { zvf::build_pyramid(store, factors({2.0}), kExec); }, Error::Code::Corrupt,
                              {cell, "not a whole number of 8-byte rows"});
 }
+
+// Re-finalising withdraws the stale coarse levels from the root's multiscales
+// first. A root whose multiscales is not the list finalise wrote (edited by hand,
+// or corrupt) made nlohmann throw its own type_error out of finalise; now that
+// entry goes whole, and the metadata step writes it again.
+TEST(Pyramid, RefinaliseWithdrawsLevelsFromAMalformedMultiscales) {
+  const double inf = std::numeric_limits<double>::infinity();
+  zvf::Layout layout;
+  layout.chunk_shape = {4.0, 4.0};
+  layout.bin_shape = {1.0, 1.0};
+  auto partition = [&](MemoryStore& store, double lo, double hi) {
+    std::vector<float> pos;
+    for (const auto& p : kPoints)
+      if (p.x >= lo && p.x < hi) pos.insert(pos.end(), {p.x, p.y});
+    zvf::write_points_partition(store, ArrayView{pos.data(), DType::F32, pos.size() / 2, 2, false}, {}, layout,
+                                Box{{lo, -inf}, {hi, inf}}, kExec);
+  };
+  for (const auto& multiscales : {nlohmann::json(5), nlohmann::json::array({"x"}), nlohmann::json::array()}) {
+    SCOPED_TRACE(multiscales.dump());
+    MemoryStore store;
+    partition(store, -inf, 0.0);
+    partition(store, 0.0, 4.0);
+    zvf::finalise(store, {}, kExec);
+    zvf::build_pyramid(store, factors({2.0}), kExec);
+    const auto raw = *store.get("zarr.json");
+    auto root = nlohmann::json::parse(raw.begin(), raw.end());
+    root["attributes"]["multiscales"] = multiscales;
+    store.set("zarr.json", root.dump());
+    partition(store, 4.0, inf);
+    const zvf::FinaliseReport report = zvf::finalise(store, {}, kExec);
+    EXPECT_TRUE(report.pyramid_dropped);
+    const auto raw_after = *store.get("zarr.json");
+    const auto after = nlohmann::json::parse(raw_after.begin(), raw_after.end());
+    ASSERT_TRUE(after["attributes"]["multiscales"].is_array());
+    EXPECT_EQ(after["attributes"]["multiscales"][0]["datasets"].size(), 1u) << after.dump();
+    EXPECT_EQ(zvf::read_points(store).positions.rows, kPoints.size());
+  }
+}

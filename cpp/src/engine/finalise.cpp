@@ -369,8 +369,16 @@ FinaliseReport finalise(Store& store, const FinaliseOptions& options, const Exec
   if (level_count(store) > 1) {
     if (root_is_zv) {
       json r = *root;
-      r["attributes"]["multiscales"][0]["datasets"] = json::array({r["attributes"]["multiscales"][0]["datasets"][0]});
-      r["attributes"].erase("zvf_pyramid");
+      json& at = r["attributes"];  // an object: root_is_zv
+      // Keep level 0 only; a multiscales entry of any other shape goes whole (step 4 rewrites it).
+      json* ms = at.contains("multiscales") && at["multiscales"].is_array() && !at["multiscales"].empty()
+                     ? &at["multiscales"][0] : nullptr;
+      if (ms && ms->is_object() && ms->contains("datasets") && (*ms)["datasets"].is_array() &&
+          !(*ms)["datasets"].empty())
+        (*ms)["datasets"] = json::array({(*ms)["datasets"][0]});
+      else
+        at.erase("multiscales");
+      at.erase("zvf_pyramid");
       store.set("zarr.json", r.dump(1));
     }
     drop_level_dirs(store);
