@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -1095,10 +1097,13 @@ class HookedStore final : public Store {
 // ---- durable writes: what publishes data is written only after a sync --------
 
 // The store operations of one call, in order: "set <key>" and "sync".
+// The engine writes cells from several threads at once, hence the lock.
 struct OpLog {
   std::vector<std::string> ops;
+  std::mutex lock;
   HookedStore::Hook hook() {
     return [this](const std::string& op, const std::string& key) {
+      const std::lock_guard<std::mutex> hold(lock);
       if (op == "set") ops.push_back("set " + key);
       else if (op == "sync" || op.starts_with("write_back")) ops.push_back(op);
     };
@@ -1213,10 +1218,9 @@ TEST(PartitionsFinalise, TaskStartingDuringTheSweepIsRefusedAndFinaliseRepeatsSa
   merge_wrong_partition(s);
   s.erase_prefix(".zvf/partitions/x_350_600");  // its cells stay: orphans
   // While finalise lists cells for the sweep, a new task starts (after the scan).
-  bool started = false;
+  std::atomic<bool> started{false};  // hooks run on the engine's threads
   HookedStore hooked(s, [&](const std::string& op, const std::string& key) {
-    if (op == "list" && key == "0/vertices/c" && !started) {
-      started = true;
+    if (op == "list" && key == "0/vertices/c" && !started.exchange(true)) {
       s.set(".zvf/partitions/y_0_10/started.json", std::string(R"({"id": "y_0_10", "run_id": "r1", "range": null})"));
     }
     EXPECT_FALSE(op == "erase" && key.starts_with("0/")) << "a cell was erased: " << key;
@@ -1242,10 +1246,9 @@ TEST(PartitionsFinalise, CrashBeforeTheMetadataThenFinaliseAgainHasNoDuplicates)
   write_slabs(s, c, {-kInf, 73.25, 222.125, 333.375});
   zvf::finalise(s, {}, kExec);
   write_part(s, c.slab(333.375, kInf), kPartLayout, x_range(333.375, kInf));
-  bool crashed = false;
+  std::atomic<bool> crashed{false};
   HookedStore hooked(s, [&](const std::string& op, const std::string& key) {
-    if (op == "set" && key == "0/vertices/zarr.json" && !crashed) {
-      crashed = true;
+    if (op == "set" && key == "0/vertices/zarr.json" && !crashed.exchange(true)) {
       throw zvf::Error(Error::Code::IO, "injected crash before the metadata");
     }
   });
