@@ -409,3 +409,85 @@ TEST(Pyramid, RefinaliseWithdrawsLevelsFromAMalformedMultiscales) {
     EXPECT_EQ(zvf::read_points(store).positions.rows, kPoints.size());
   }
 }
+
+// Records of a scale-out build (.zvf/pyramid/part-<i>-of-<n>.json) come from a
+// file, so finalise_parts checks each before it publishes anything: a malformed
+// record is Corrupt naming it (not nlohmann's type_error, not a level published
+// with chunks that no part built), and the records stay for a re-run.
+TEST(Pyramid, MalformedPartRecordIsCorruptAndPublishesNothing) {
+  const std::string rec0 = ".zvf/pyramid/part-0-of-2.json", rec1 = ".zvf/pyramid/part-1-of-2.json";
+  auto built_in_parts = [&](MemoryStore& store) {
+    write_cloud(store);
+    for (int i = 0; i < 2; ++i) {
+      PyramidOptions o = factors({2.0});
+      o.part_index = i;
+      o.part_count = 2;
+      zvf::build_pyramid(store, o, kExec);
+    }
+  };
+  MemoryStore probe;
+  built_in_parts(probe);
+  const nlohmann::json good0 = json_at(probe, rec0), good1 = json_at(probe, rec1);
+  ASSERT_TRUE(good0.is_object()) << "part 0 wrote no record";
+  ASSERT_EQ(good0["levels"].size(), 1u);
+  ASSERT_FALSE(good1["levels"][0]["chunks"].empty()) << "part 1 built no chunk: " << good1.dump();
+
+  auto edited = [&](auto edit) {
+    nlohmann::json j = good0;
+    edit(j);
+    return j;
+  };
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"not an object", nlohmann::json::array()},
+      {"count a string", edited([](auto& j) { j["count"] = "2"; })},
+      {"count out of range", edited([](auto& j) { j["count"] = 1e300; })},
+      {"count against the name", edited([](auto& j) { j["count"] = 3; })},
+      {"index against the name", edited([](auto& j) { j["index"] = 1; })},
+      {"no levels", edited([](auto& j) { j.erase("levels"); })},
+      {"levels short", edited([](auto& j) { j["levels"] = nlohmann::json::array(); })},
+      {"level not an object", edited([](auto& j) { j["levels"][0] = 7; })},
+      {"vertex_count negative", edited([](auto& j) { j["levels"][0]["vertex_count"] = -1; })},
+      {"vertex_count a string", edited([](auto& j) { j["levels"][0]["vertex_count"] = "5"; })},
+      {"vertex_count above level 0's", edited([](auto& j) { j["levels"][0]["vertex_count"] = 1u << 30; })},
+      {"chunks not a list", edited([](auto& j) { j["levels"][0]["chunks"] = "0.0"; })},
+      {"chunk key a number", edited([](auto& j) { j["levels"][0]["chunks"] = {5}; })},
+      {"chunk key malformed", edited([](auto& j) { j["levels"][0]["chunks"] = {"0.x"}; })},
+      {"chunk outside the plan", edited([](auto& j) { j["levels"][0]["chunks"] = {"99.99"}; })},
+      {"chunk of the other part", edited([&](auto& j) { j["levels"][0]["chunks"] = good1["levels"][0]["chunks"]; })},
+  };
+  for (const auto& [what, record] : cases) {
+    SCOPED_TRACE(what);
+    MemoryStore store;
+    built_in_parts(store);
+    store.set(rec0, record.dump());
+    const auto before = snapshot(store);
+    expect_error([&] {
+      PyramidOptions o = factors({2.0});
+      o.finalise_parts = true;
+      zvf::build_pyramid(store, o, kExec);
+    }, Error::Code::Corrupt, {"part-0-of-2.json"});
+    EXPECT_TRUE(snapshot(store) == before) << "a refused finalise changed the store";
+  }
+}
+
+// A record that claims a huge part count is refused at once, naming the first
+// missing parts and how many there are, without visiting each of them.
+TEST(Pyramid, PartRecordOfAHugeRunNamesTheMissingParts) {
+  MemoryStore store;
+  write_cloud(store);
+  PyramidOptions o = factors({2.0});
+  o.part_index = 0;
+  o.part_count = 1;
+  zvf::build_pyramid(store, o, kExec);
+  nlohmann::json rec = json_at(store, ".zvf/pyramid/part-0-of-1.json");
+  ASSERT_TRUE(rec.is_object());
+  rec["count"] = 2000000000;
+  rec["levels"][0] = {{"chunks", nlohmann::json::array()}, {"vertex_count", 0}};  // part 0 of so many builds none
+  store.erase(".zvf/pyramid/part-0-of-1.json");
+  store.set(".zvf/pyramid/part-0-of-2000000000.json", rec.dump());
+  o.part_index = -1;
+  o.part_count = 0;
+  o.finalise_parts = true;
+  expect_error([&] { zvf::build_pyramid(store, o, kExec); }, Error::Code::Conflict,
+               {"parts 1, 2, 3", "1999999999 of 2000000000"});
+}

@@ -6,7 +6,10 @@
 //    key) nothing; never a prefix. Writers on a shared filesystem never lock.
 //  - get() of a missing key returns std::nullopt; it is not an error.
 //  - list(prefix) returns every key under prefix (recursively), relative to the
-//    store root, in no particular order. Temporary files of set() are never listed.
+//    store root, in no particular order. A key is its own subtree: if prefix
+//    itself names a key (a file where a directory was expected), list() returns
+//    it, so callers that cut "prefix/" off each key must skip it. Temporary files
+//    of set() are never listed.
 #pragma once
 #include <atomic>
 #include <cstdint>

@@ -9,11 +9,14 @@
 #include "zvf/pyramid.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <set>
+#include <string_view>
+#include <tuple>
 
 #include "engine/input.hpp"
 #include "engine/level.hpp"
@@ -501,6 +504,119 @@ PyramidReport report_of(const Plan& plan, const std::vector<std::uint64_t>& coun
 
 std::string part_key(int i, int n) { return kPyramidStaging + "part-" + std::to_string(i) + "-of-" + std::to_string(n) + ".json"; }
 
+// The contiguous slab [first, second) of a level's coarse chunks (in coordinate
+// order) that part i of n builds.
+std::pair<std::size_t, std::size_t> part_slab(const LevelPlan& lp, int i, int n) {
+  const std::size_t m = lp.chunks.size();
+  return {m * static_cast<std::size_t>(i) / static_cast<std::size_t>(n),
+          m * (static_cast<std::size_t>(i) + 1) / static_cast<std::size_t>(n)};
+}
+
+// Reads i and n from a record's name "part-<i>-of-<n>.json"; false for any other name.
+bool parse_part_name(const std::string& name, int& i, int& n) {
+  const char* p = name.data();
+  const char* end = p + name.size();
+  auto literal = [&](std::string_view lit) {
+    if (static_cast<std::size_t>(end - p) < lit.size() || std::string_view(p, lit.size()) != lit) return false;
+    p += lit.size();
+    return true;
+  };
+  auto number = [&](int& v) {
+    if (p == end || *p < '0' || *p > '9') return false;
+    const auto r = std::from_chars(p, end, v);
+    p = r.ptr;
+    return r.ec == std::errc();
+  };
+  return literal("part-") && number(i) && literal("-of-") && number(n) && literal(".json") && p == end && n > 0 &&
+         i < n;
+}
+
+// What the parts of a scale-out build recorded, merged: each level's non-empty
+// coarse chunks (sorted) and vertex count.
+struct MergedParts {
+  std::vector<std::vector<ChunkCoord>> chunks;
+  std::vector<std::uint64_t> counts;
+};
+
+// Reads and checks every part record before anything is published. A record is
+// a file, so anything in it may be wrong: each must be the record its name says,
+// of this plan, listing only chunks of its own part's slab, in order.
+MergedParts merge_part_records(const Store& store, const Plan& plan) {
+  const std::size_t nl = plan.levels.size(), nd = plan.base.ndim;
+  MergedParts m{std::vector<std::vector<ChunkCoord>>(nl), std::vector<std::uint64_t>(nl, 0)};
+  int n = -1;
+  std::set<int> present;
+  std::vector<std::pair<int, json>> records;
+  for (const auto& name : store.list_dir(".zvf/pyramid")) {
+    int i = 0, count = 0;
+    if (!parse_part_name(name, i, count)) continue;  // not a record (a temporary file, a user's note)
+    auto j = meta::read_json(store, kPyramidStaging + name);
+    if (!j) continue;
+    const std::string where = store.describe() + "/" + kPyramidStaging + name;
+    auto bad = [&](const std::string& why) { fail(Error::Code::Corrupt, "pyramid part record " + where + ": " + why); };
+    if (!j->is_object()) bad("expected a JSON object, got " + std::string(j->type_name()));
+    if (!j->contains("plan") || (*j)["plan"] != plan.signature)
+      fail(Error::Code::Conflict, "pyramid part " + name + " was built with other settings than requested");
+    for (const char* f : {"index", "count"})
+      if (!j->contains(f) || !(*j)[f].is_number_integer() || (*j)[f].get<std::int64_t>() != (f[0] == 'i' ? i : count))
+        bad(std::string(f) + " " + (j->contains(f) ? (*j)[f].dump() : "missing") + " disagrees with the record's name");
+    if (n >= 0 && count != n)  // records of an earlier run split another way
+      fail(Error::Code::Conflict, "pyramid parts in " + store.describe() + "/.zvf/pyramid were built with " +
+                                      std::to_string(n) + " and with " + std::to_string(count) +
+                                      " parts; delete the records of the run you abandoned, then finalise again");
+    n = count;
+    const json& levels = (*j)["levels"];
+    if (!levels.is_array() || levels.size() != nl)
+      bad("levels must be a list of " + std::to_string(nl) + " level records, got " + levels.dump());
+    for (std::size_t l = 0; l < nl; ++l) {
+      const json& lj = levels[l];
+      const std::string at = "level " + std::to_string(plan.levels[l].level) + ": ";
+      if (!lj.is_object() || !lj.contains("chunks") || !lj["chunks"].is_array() || !lj.contains("vertex_count") ||
+          !lj["vertex_count"].is_number_unsigned())
+        bad(at + "expected {\"chunks\": [chunk keys], \"vertex_count\": count}, got " + lj.dump());
+      const auto [lo, hi] = part_slab(plan.levels[l], i, count);
+      const auto first = plan.levels[l].chunks.begin() + static_cast<std::ptrdiff_t>(lo);
+      const auto last = plan.levels[l].chunks.begin() + static_cast<std::ptrdiff_t>(hi);
+      const ChunkCoord* prev = nullptr;
+      for (const auto& k : lj["chunks"]) {
+        if (!k.is_string()) bad(at + "chunk key " + k.dump() + " is not a string");
+        ChunkCoord c;
+        try {
+          c = parse_dotted_key(k.get<std::string>(), nd);
+        } catch (const Error& e) {
+          bad(at + e.what());
+        }
+        if (!std::binary_search(first, last, c))
+          bad(at + "chunk " + k.get<std::string>() + " is not one that part " + std::to_string(i) + " of " +
+              std::to_string(count) + " builds");
+        if (prev && !(*prev < c)) bad(at + "chunk " + k.get<std::string>() + " is listed twice or out of order");
+        m.chunks[l].push_back(c);
+        prev = &m.chunks[l].back();
+      }
+      // A coarse level holds at most as many points as level 0 has.
+      m.counts[l] += lj["vertex_count"].get<std::uint64_t>();
+      if (lj["vertex_count"].get<std::uint64_t>() > plan.base.vertex_count || m.counts[l] > plan.base.vertex_count)
+        bad(at + "vertex_count " + lj["vertex_count"].dump() + " is more than level 0's " +
+            std::to_string(plan.base.vertex_count) + " points");
+    }
+    present.insert(i);
+  }
+  if (n < 0) fail(Error::Code::NotFound, "no pyramid parts to finalise in " + store.describe());
+  if (present.size() < static_cast<std::size_t>(n)) {
+    // Name the first few missing parts; the count may be huge, so do not walk it.
+    std::string missing;
+    int named = 0;
+    for (int i = 0; i < n && named < 10; ++i)
+      if (!present.count(i)) missing += (named++ ? ", " : "") + std::to_string(i);
+    const std::size_t absent = static_cast<std::size_t>(n) - present.size();
+    if (absent > 10) missing += ", ...";
+    fail(Error::Code::Conflict, "pyramid parts " + missing + " (" + std::to_string(absent) + " of " + std::to_string(n) +
+                                    ") have not finished (no record); run them, then finalise again");
+  }
+  for (auto& cs : m.chunks) std::sort(cs.begin(), cs.end());
+  return m;
+}
+
 }  // namespace
 
 Reduction reduction_from_name(const std::string& name) {
@@ -557,51 +673,17 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
 
   if (opt.finalise_parts) {
     // Merge the parts' records, then publish metadata.
-    std::vector<std::vector<std::string>> nonempty(plan.levels.size());
-    std::vector<std::uint64_t> counts(plan.levels.size(), 0);
-    int n = -1;
-    for (const auto& name : store.list_dir(".zvf/pyramid")) {
-      auto j = meta::read_json(store, kPyramidStaging + name);
-      if (!j) continue;
-      if ((*j)["plan"] != plan.signature)
-        fail(Error::Code::Conflict, "pyramid part " + name + " was built with other settings than requested");
-      const int count = (*j)["count"].get<int>();
-      if (n >= 0 && count != n)  // records of an earlier run split another way
-        fail(Error::Code::Conflict, "pyramid parts in " + store.describe() + "/.zvf/pyramid were built with " +
-                                        std::to_string(n) + " and with " + std::to_string(count) +
-                                        " parts; delete the records of the run you abandoned, then finalise again");
-      n = count;
-    }
-    if (n < 0) fail(Error::Code::NotFound, "no pyramid parts to finalise in " + store.describe());
-    std::string missing;
-    for (int i = 0; i < n; ++i) {
-      auto j = meta::read_json(store, part_key(i, n));
-      if (!j) {
-        missing += (missing.empty() ? "" : ", ") + std::to_string(i);
-        continue;
-      }
-      for (std::size_t l = 0; l < plan.levels.size(); ++l) {
-        const auto& lj = (*j)["levels"][l];
-        for (const auto& k : lj["chunks"]) nonempty[l].push_back(k.get<std::string>());
-        counts[l] += lj["vertex_count"].get<std::uint64_t>();
-      }
-    }
-    if (!missing.empty())
-      fail(Error::Code::Conflict, "pyramid parts " + missing + " of " + std::to_string(n) +
-                                      " have not finished (no record); run them, then finalise again");
+    const MergedParts parts = merge_part_records(store, plan);
     std::vector<const LevelPlan*> published;
     std::vector<std::size_t> nchunks;
     for (std::size_t l = 0; l < plan.levels.size(); ++l) {
-      std::vector<ChunkCoord> cs;
-      for (const auto& k : nonempty[l]) cs.push_back(parse_dotted_key(k, plan.base.ndim));
-      std::sort(cs.begin(), cs.end());
       std::vector<std::string> keys;
-      for (const auto& c : cs) keys.push_back(dotted_key(c));
+      for (const auto& c : parts.chunks[l]) keys.push_back(dotted_key(c));
       write_level_arrays(store, plan, plan.levels[l], level_layout(plan, plan.levels[l]), keys);
       published.push_back(&plan.levels[l]);
       nchunks.push_back(keys.size());
     }
-    for (std::size_t l = 0; l < plan.levels.size(); ++l) write_level_group(store, plan, plan.levels[l], counts[l]);
+    for (std::size_t l = 0; l < plan.levels.size(); ++l) write_level_group(store, plan, plan.levels[l], parts.counts[l]);
     if (exec.durable) store.sync();  // the levels' cells and metadata, before the root publishes them
     write_root(store, &plan, published);
     // Every part has finished, so no writer is active: drop the temporary files
@@ -612,8 +694,8 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
         const int k = plan.levels[l].level;
         std::vector<std::string> arrays = {meta::vertices_path(k), meta::fragments_path(k)};
         for (const auto& a : level_layout(plan, plan.levels[l]).attrs) arrays.push_back(meta::attribute_path(a.name, k));
-        for (const auto& k : nonempty[l]) {
-          const std::string cell = cell_key(parse_dotted_key(k, plan.base.ndim), plan.levels[l].origin);
+        for (const auto& c : parts.chunks[l]) {
+          const std::string cell = cell_key(c, plan.levels[l].origin);
           for (const auto& a : arrays) {
             const std::string key = a + "/" + cell;
             dirs.insert(key.substr(0, key.rfind('/')));
@@ -624,7 +706,7 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
     }
     store.erase_prefix(".zvf/pyramid");
     if (exec.durable) store.sync();
-    PyramidReport r = report_of(plan, counts, nchunks);
+    PyramidReport r = report_of(plan, parts.counts, nchunks);
     r.changed = true;
     return r;
   }
@@ -644,10 +726,7 @@ PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec&
     const LevelPlan& lp = plan.levels[l];
     const CellLayout cl = level_layout(plan, lp);
     std::size_t lo = 0, hi = lp.chunks.size();
-    if (part) {  // contiguous slab of coarse chunks in coordinate order
-      lo = lp.chunks.size() * opt.part_index / opt.part_count;
-      hi = lp.chunks.size() * (opt.part_index + 1) / opt.part_count;
-    }
+    if (part) std::tie(lo, hi) = part_slab(lp, opt.part_index, opt.part_count);
     std::vector<std::uint64_t> made(hi - lo, 0);
     const std::vector<std::size_t> order = directory_spread_order(
         std::vector<ChunkCoord>(lp.chunks.begin() + static_cast<std::ptrdiff_t>(lo),
