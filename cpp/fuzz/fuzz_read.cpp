@@ -2,8 +2,9 @@
 //
 // On first use it writes a few small VALID stores into MemoryStores (variants:
 // uncompressed, zstd, blosc, with a pyramid, partitioned and finalised,
-// partitioned and pending, 2-D float64). Each input then picks a variant with
-// its first byte, applies a short list of mutations to copies of that store's
+// partitioned and pending, 2-D float64, a pyramid built in parts and not yet
+// finalised). Each input then picks a variant with its first byte (modulo the
+// number of variants), applies a short list of mutations to copies of that store's
 // keys (overwrite, truncate, append, replace, delete, insert, flip, integer,
 // JSON-node edits, copies, new keys) and runs every public read entry point on
 // the result. zvf::Error is the expected outcome of bad data; any other
@@ -45,7 +46,8 @@ using Kv = std::map<std::string, zvf::Bytes>;
 struct Variant {
   const char* name;
   Kv kv;
-  bool pending = false;  // partitions written, not finalised
+  bool pending = false;        // partitions written, not finalised
+  bool pyramid_parts = false;  // pyramid parts built, not finalised
 };
 
 zvf::ArrayView f32_view(const std::vector<float>& v, std::size_t rows, std::size_t cols, bool one_d) {
@@ -157,6 +159,22 @@ Kv partitioned(bool finalised) {
   return snapshot(s);
 }
 
+// A one-level pyramid built as parts 0 and 1 of 2: cells and the parts' records
+// (.zvf/pyramid/part-<i>-of-2.json), which only finalise_parts reads.
+Kv pyramid_in_parts() {
+  const Cloud c;
+  zvf::MemoryStore s;
+  zvf::write_points(s, f32_view(c.pos, c.n, 3, false), c.attrs(), layout3("none"), std::nullopt, kExec);
+  for (int i = 0; i < 2; ++i) {
+    zvf::PyramidOptions opt;
+    opt.levels.push_back({2.0, 1.0, {}});
+    opt.part_index = i;
+    opt.part_count = 2;
+    zvf::build_pyramid(s, opt, kExec);
+  }
+  return snapshot(s);
+}
+
 // 2-D float64 positions, a (N, 2) float32 attribute, zstd, one coarse level.
 Kv two_d() {
   const Cloud c;
@@ -188,6 +206,7 @@ const std::vector<Variant>& variants() {
     out.push_back({"pending-partitions", partitioned(false), true});
     out.push_back({"blosc-pyramid2", one_shot("blosc", 2)});
     out.push_back({"2d-f64", two_d()});
+    out.push_back({"pyramid-parts", pyramid_in_parts(), false, true});
     return out;
   }();
   return v;
@@ -502,6 +521,19 @@ void exercise(zvf::MemoryStore& s, const Variant& var, std::uint8_t flags) {
   if (var.pending || (flags & 0x80)) {
     call("finalise", [&] { (void)zvf::finalise(s, {(flags & 2) != 0}, kExec); });
     call("read_points(after finalise)", [&] { (void)zvf::read_points(s, {}, kExec); });
+  }
+  if (var.pyramid_parts) {  // the only reader of the parts' records
+    call("build_pyramid(finalise_parts)", [&] {
+      zvf::PyramidOptions opt;
+      opt.levels.push_back({2.0, 1.0, {}});
+      opt.finalise_parts = true;
+      (void)zvf::build_pyramid(s, opt, kExec);
+    });
+    call("read_points(level 1 after finalise_parts)", [&] {
+      zvf::ReadOptions o;
+      o.level = 1;
+      (void)zvf::read_points(s, o, kExec);
+    });
   }
   if ((flags & 0x0c) == 0x0c) {  // pyramids read all of level 0 their own way
     call("build_pyramid", [&] {
