@@ -1,6 +1,8 @@
-// Runs zvf_fuzz_read_one over files and directories of fuzz inputs without
-// libFuzzer, so the regression corpus runs in any build (ctest FuzzCorpusReplay).
-// A defect aborts inside zvf_fuzz_read_one; the input's path is printed first.
+// Runs a fuzz target's function over files and directories of fuzz inputs
+// without libFuzzer, so the regression corpora run in any build (ctest
+// FuzzCorpusReplay, FuzzInputCorpusReplay). The build names the function with
+// ZVF_FUZZ_ENTRY (zvf_fuzz_read_one, zvf_fuzz_input_one): one replay executable
+// per target. A defect aborts inside it; the input's path is printed first.
 // Without libFuzzer's -rss_limit_mb, memory is checked here: a corrupt header
 // that makes the library touch gigabytes fails the replay too.
 #include <sys/resource.h>
@@ -14,12 +16,15 @@
 #include <string>
 #include <vector>
 
-int zvf_fuzz_read_one(const std::uint8_t* data, std::size_t size);
+#ifndef ZVF_FUZZ_ENTRY
+#error "define ZVF_FUZZ_ENTRY as the fuzz target's function (see cpp/fuzz/CMakeLists.txt)"
+#endif
+int ZVF_FUZZ_ENTRY(const std::uint8_t* data, std::size_t size);
 
 namespace fs = std::filesystem;
 
 namespace {
-constexpr long kMaxRssMb = 1024;  // the stores are tiny: far above any honest read of them
+constexpr long kMaxRssMb = 1024;  // the inputs are tiny: far above any honest read of them
 
 long peak_rss_mb() {
   rusage u{};
@@ -51,7 +56,7 @@ int main(int argc, char** argv) {
     std::ifstream is(f, std::ios::binary);
     const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
     std::fprintf(stderr, "replay %s (%zu bytes)\n", f.string().c_str(), bytes.size());
-    zvf_fuzz_read_one(bytes.data(), bytes.size());
+    ZVF_FUZZ_ENTRY(bytes.data(), bytes.size());
     if (peak_rss_mb() > kMaxRssMb) {
       std::fprintf(stderr, "ZVF FUZZ DEFECT: %s: peak RSS %ld MB, more than %ld MB\n", f.string().c_str(),
                    peak_rss_mb(), kMaxRssMb);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -218,6 +219,62 @@ TEST_F(FileInputTest, NpyTruncatedAndMalformed) {
   expect_error([&] { zvf::read_npy(h); }, kInvalid, {h, "malformed NPY header"});
   std::string k = write_file("k.npy", npy_bytes(1, "{'descr': '<f8', 'shape': (4,), }", std::string(32, '\0')));
   expect_error([&] { zvf::read_npy(k); }, kInvalid, {k, "fortran_order"});
+}
+
+// Found in review (cpp/fuzz/corpus_input/npy-shape-wraps-file-size-check): rows
+// * 8 bytes just below 2^64 made data_start + bytes wrap past the file-size check,
+// and std::length_error escaped from the allocation.
+TEST_F(FileInputTest, NpyShapeBeyondTheFileIsTruncatedNotAnAllocation) {
+  std::string p = write_file("w.npy", npy_bytes(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2305843009213693951,), }", ""));
+  expect_error([&] { zvf::read_npy(p); }, kInvalid, {p, "truncated", "(2305843009213693951,)", "18446744073709551608 bytes"});
+  std::string o = write_file("o.npy", npy_bytes(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4), }", ""));
+  expect_error([&] { zvf::read_npy(o); }, kInvalid, {o, "(4611686018427387904, 4)", "overflow"});
+  std::string h = write_file("h.npy", std::string("\x93NUMPY\x02\x00\x00\x00\x10\x00", 12) + "{'descr'");
+  expect_error([&] { zvf::read_npy(h); }, kInvalid, {h, "truncated NPY header", "1048576"});
+}
+
+// Found in review (cpp/fuzz/corpus_input/npy-header-nested-brackets): the header
+// parser recursed once per bracket, so a 1 MiB header of '[' overflowed the stack.
+TEST_F(FileInputTest, NpyDeeplyNestedHeaderIsMalformed) {
+  std::string p = write_file("n.npy", npy_bytes(2, "{'descr': '<f8', 'fortran_order': False, 'shape': " + std::string(1 << 20, '[') + "}", ""));
+  expect_error([&] { zvf::read_npy(p); }, kInvalid, {p, "malformed NPY header", "nested deeper than 32"});
+  // numpy's own nesting (a structured descr) still parses, to be refused by name.
+  std::string s = write_file("s.npy", npy_bytes(1, "{'descr': [('a', [('b', '<f4', (2, 3))])], 'fortran_order': False, 'shape': (1,), }", ""));
+  expect_error([&] { zvf::read_npy(s); }, kInvalid, {s, "structured dtype"});
+}
+
+// Found by fuzzing (cpp/fuzz/corpus_input/{ply-header-line,npy-header}-control-bytes,
+// csv-column-listing-1KB): file text went into messages raw (a NUL cuts a message short, a terminal obeys escape
+// codes) and whole (an NPY header may be 16 MiB).
+TEST_F(FileInputTest, FileTextInErrorsIsEscapedAndCutShort) {
+  auto check = [](const std::function<void()>& fn, std::initializer_list<std::string> needles) {
+    try {
+      fn();
+      ADD_FAILURE() << "expected zvf::Error";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      for (const auto& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "'" << n << "' not in: " << m;
+      for (unsigned char c : m) EXPECT_TRUE(c >= 0x20 && c != 0x7f) << "raw control byte " << int(c) << " in: " << m;
+      EXPECT_LT(m.size(), 500u) << m;
+    }
+  };
+  std::string ply = write_file("c.ply", "ply\nformat ascii 1.0\nelement vertex 1\nprop\x1b[2Jerty float x\nend_header\n");
+  check([&] { zvf::read_ply(ply); }, {ply + ":4", "unknown PLY header line", "'prop\\x1b[2Jerty float x'"});
+  std::string fmt = write_file("f.ply", "ply\nformat bin\x01" "ary 1.0\n");
+  check([&] { zvf::read_ply(fmt); }, {fmt + ":2", "'bin\\x01ary'"});
+  std::string el = write_file("e.ply", "ply\nformat binary_little_endian 1.0\nelement ve\x7f 1 2\n");
+  check([&] { zvf::read_ply(el); }, {el + ":3", "malformed element line 'element ve\\x7f 1 2'"});
+  std::string name = write_file("n.ply", "ply\nformat binary_little_endian 1.0\nelement v\x02 3\nproperty uchar a\nelement vertex 1\n"
+                                         "property float x\nproperty float y\nend_header\n\x01");
+  check([&] { zvf::read_ply(name); }, {name, "element 'v\\x02'", "row 2 of 3"});
+  std::string longline = write_file("l.ply", "ply\nformat ascii 1.0\ncomment ok\n" + std::string(5000, 'w') + "\n");
+  check([&] { zvf::read_ply(longline); }, {longline + ":4", "... (5000 bytes)"});
+  std::string npy = write_file("h.npy", npy_bytes(1, "{'descr': '<f8',\x01 " + std::string(3000, ' ') + "'x'}", ""));
+  check([&] { zvf::read_npy(npy); }, {npy, "malformed NPY header", "\\x01", "bytes)"});
+  std::string descr = write_file("d.npy", npy_bytes(1, "{'descr': '<f\x07', 'fortran_order': False, 'shape': (1,), }", ""));
+  check([&] { zvf::read_npy(descr); }, {descr, "'<f\\x07'"});
+  std::string csv = write_file("c.csv", std::string(4000, 'q') + ",b\n1,2\n");
+  check([&] { zvf::read_csv(csv); }, {csv, "no column named 'x'", "... (4003 bytes)"});
 }
 
 TEST_F(FileInputTest, NpyMissingFileIsNotFound) {
@@ -600,6 +657,36 @@ TEST_F(FileInputTest, PlyErrors) {
   zvf::TableOptions opt;
   opt.attribute_columns = std::vector<std::string>{"l"};
   expect_error([&] { zvf::read_ply(lst, opt); }, kInvalid, {lst, "'l'", "list"});
+}
+
+// Found in review (cpp/fuzz/corpus_input/ply-binary-empty-element-claims-2e64-rows): a
+// binary element without properties takes no bytes, so nothing ended the loop
+// over the 2^64 - 1 rows its header claimed.
+TEST_F(FileInputTest, PlyBinaryElementWithoutPropertiesTakesNoBytes) {
+  std::string p = write_file("e.ply", "ply\nformat binary_little_endian 1.0\nelement marker 18446744073709551615\n"
+                                      "element vertex 1\nproperty float x\nproperty float y\nend_header\n" +
+                                          le_bytes<float>({1.5f, -2.f}));
+  PointCloud c = zvf::read_ply(p);
+  EXPECT_EQ(values<float>(c.positions), (std::vector<float>{1.5f, -2.f}));
+}
+
+// Found in review: repeated names were found by comparing every pair, so a CSV
+// header of 2*10^5 columns, or a PLY element of as many properties, took a minute.
+// With a hash lookup this takes milliseconds; the bound only has to tell the two apart.
+TEST_F(FileInputTest, WideHeadersAreCheckedForRepeatsInLinearTime) {
+  constexpr int kWide = 200000;
+  std::string csv_header = "x,y";
+  std::string ply_header = "ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\n";
+  for (int i = 2; i < kWide; ++i) {
+    csv_header += ",c" + std::to_string(i);
+    ply_header += "property float c" + std::to_string(i) + "\n";
+  }
+  std::string csv = write_file("w.csv", csv_header + ",c5\n");
+  std::string ply = write_file("w.ply", ply_header + "property float c5\nend_header\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error([&] { zvf::read_csv(csv); }, kInvalid, {csv + ":1", "'c5'", "columns 6 and 200001"});
+  expect_error([&] { zvf::read_ply(ply); }, kInvalid, {ply + ":" + std::to_string(kWide + 4), "'c5'", "twice"});
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
 }
 
 // ------------------------------------------------------------------ dispatch and npy sets

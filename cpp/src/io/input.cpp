@@ -20,6 +20,8 @@
 #include <string_view>
 #include <system_error>
 #include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -62,7 +64,24 @@ std::string join(const std::vector<std::string>& names, const char* sep = ", ") 
   return out;
 }
 
-std::string squote(std::string_view s) { return "'" + printable(s) + "'"; }
+// Text from the file for an error message: control bytes escaped, and cut short,
+// so that a binary or hostile file cannot flood the message (a header line or an
+// NPY header can be megabytes).
+std::string shown(std::string_view s) {
+  constexpr std::size_t kMax = 160;  // characters shown, escapes included
+  std::string out;
+  std::size_t i = 0;
+  while (i < s.size() && out.size() < kMax) {
+    std::size_t j = i + 1;  // a UTF-8 character is not cut in two
+    while (j < s.size() && (static_cast<unsigned char>(s[j]) & 0xc0) == 0x80) ++j;
+    out += printable(s.substr(i, j - i));
+    i = j;
+  }
+  if (i < s.size()) out += "... (" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
+std::string squote(std::string_view s) { return "'" + shown(s) + "'"; }
 
 // Opens an input file; a missing file is NotFound, anything else IO.
 std::ifstream open_input(const std::string& path) {
@@ -132,7 +151,8 @@ double value_as_double(const std::uint8_t* p, DType t) {
 std::size_t checked_bytes(std::size_t rows, std::size_t cols, std::size_t item, const std::string& what) {
   std::size_t n = 0, bytes = 0;
   if (__builtin_mul_overflow(rows, cols, &n) || __builtin_mul_overflow(n, item, &bytes))
-    invalid(what + ": array size overflows");
+    invalid(what + ": " + std::to_string(rows) + " x " + std::to_string(cols) + " values of " + std::to_string(item) +
+            " bytes overflow the address space");
   return bytes;
 }
 
@@ -241,7 +261,7 @@ class PyLiteralParser {
 
  private:
   [[noreturn]] void bad(const std::string& why) {
-    invalid(path_ + ": malformed NPY header (" + why + "): " + std::string(trim(s_)));
+    invalid(path_ + ": malformed NPY header (" + why + "): " + shown(trim(s_)));
   }
   void ws() {
     while (i_ < s_.size() && is_space(s_[i_])) ++i_;
@@ -257,6 +277,10 @@ class PyLiteralParser {
   PyValue value() {
     ws();
     if (i_ >= s_.size()) bad("unexpected end");
+    // numpy's headers nest a few levels (a structured descr: a list of tuples of
+    // shapes); the limit keeps a header of brackets from overflowing the stack.
+    // (After a throw the parser is not used again, so only returns step back.)
+    if (++depth_ > kMaxDepth) bad("nested deeper than " + std::to_string(kMaxDepth) + " levels");
     char c = s_[i_];
     PyValue v;
     if (c == '\'' || c == '"') {
@@ -303,14 +327,17 @@ class PyLiteralParser {
       v.kind = PyValue::Ident;
       v.text = std::string(s_.substr(start, i_ - start));
     } else {
-      bad(std::string("unexpected character '") + c + "'");
+      bad("unexpected character " + squote(std::string_view(&c, 1)));
     }
+    --depth_;
     return v;
   }
 
+  static constexpr int kMaxDepth = 32;
   std::string_view s_;
   const std::string& path_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 // ---------------------------------------------------------------- CSV
@@ -366,7 +393,7 @@ struct Selection {
 
 Selection select_columns(const std::vector<std::string>& names, const std::vector<bool>& usable,
                          const TableOptions& options, const std::string& where, const char* what) {
-  auto listing = [&] { return " (" + std::string(what) + "s: " + printable(join(names)) + ")"; };
+  auto listing = [&] { return " (" + std::string(what) + "s: " + shown(join(names)) + ")"; };
   auto find_exact = [&](const std::string& n) -> std::optional<std::size_t> {
     for (std::size_t i = 0; i < names.size(); ++i)
       if (names[i] == n) return i;
@@ -504,7 +531,7 @@ class PlySource {
   // too few would otherwise shift every later value into the wrong property.
   void end_row() {
     if (ascii_ && tok_i_ < toks_.size())
-      invalid(path_ + ":" + std::to_string(lineno_) + ": element '" + *element_ + "' has " +
+      invalid(path_ + ":" + std::to_string(lineno_) + ": element " + squote(*element_) + " has " +
               std::to_string(toks_.size()) + " values on this line, more than its properties take (" +
               std::to_string(tok_i_) + "); an ASCII PLY row is one line");
   }
@@ -514,7 +541,7 @@ class PlySource {
   bool read(DType t, std::uint8_t* raw, const std::string& prop) {
     if (!ascii_) return read_bytes(raw, dtype_size(t));
     if (tok_i_ >= toks_.size())
-      invalid(path_ + ":" + std::to_string(lineno_) + ": element '" + *element_ + "' ends after " +
+      invalid(path_ + ":" + std::to_string(lineno_) + ": element " + squote(*element_) + " ends after " +
               std::to_string(toks_.size()) + " values, before property " + squote(prop) +
               "; an ASCII PLY row is one line");
     parse_ascii(toks_[tok_i_++], t, raw, prop);
@@ -847,13 +874,21 @@ OwnedArray read_npy(const std::string& path) {
             " (supported: 1.0, 2.0, 3.0)");
   }
   if (header_len > (std::size_t(1) << 24)) invalid(path + ": NPY header length " + std::to_string(header_len) + " is implausible");
+  // The file size, where the filesystem knows it: what a header claims is
+  // checked against it before anything is allocated for the claim.
+  std::error_code size_ec;
+  const std::uintmax_t file_size = std::filesystem::file_size(path, size_ec);
+  const bool sized = !size_ec;
+  if (sized && file_size < static_cast<std::uintmax_t>(in.tellg()) + header_len)
+    invalid(path + ": truncated NPY header: its length field says " + std::to_string(header_len) + " bytes, the file has " +
+            std::to_string(file_size - static_cast<std::uintmax_t>(in.tellg())) + " after it");
   std::string header(header_len, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
   check_read(in, path);
   if (static_cast<std::size_t>(in.gcount()) != header_len) invalid(path + ": truncated NPY header");
 
   PyValue dict = PyLiteralParser(header, path).parse();
-  if (dict.kind != PyValue::Dict) invalid(path + ": NPY header is not a dict: " + std::string(trim(header)));
+  if (dict.kind != PyValue::Dict) invalid(path + ": NPY header is not a dict: " + shown(trim(header)));
   const PyValue* descr = nullptr;
   const PyValue* fortran = nullptr;
   const PyValue* shape = nullptr;
@@ -863,35 +898,36 @@ OwnedArray read_npy(const std::string& path) {
     else if (k == "shape") shape = &v;
   }
   if (!descr || !fortran || !shape)
-    invalid(path + ": NPY header lacks 'descr', 'fortran_order' or 'shape': " + std::string(trim(header)));
+    invalid(path + ": NPY header lacks 'descr', 'fortran_order' or 'shape': " + shown(trim(header)));
 
   if (descr->kind != PyValue::Str)
-    invalid(path + ": structured dtype " + descr->repr() + " is not supported; expected one of " + kNpyAccepted);
+    invalid(path + ": structured dtype " + shown(descr->repr()) + " is not supported; expected one of " + kNpyAccepted);
   std::optional<DType> dtype;
   for (const auto& d : kNpyDescrs)
     if (descr->text == d.descr) dtype = d.dtype;
   if (!dtype) {
     std::string why;
     if (!descr->text.empty() && descr->text[0] == '>') why = " (big-endian; convert with arr.astype(arr.dtype.newbyteorder('<')))";
-    invalid(path + ": unsupported dtype '" + descr->text + "'" + why + "; expected one of " + kNpyAccepted);
+    invalid(path + ": unsupported dtype " + squote(descr->text) + why + "; expected one of " + kNpyAccepted);
   }
 
   if (fortran->kind != PyValue::Ident || (fortran->text != "True" && fortran->text != "False"))
-    invalid(path + ": bad fortran_order value " + fortran->repr());
+    invalid(path + ": bad fortran_order value " + shown(fortran->repr()) + "; expected True or False");
   if (fortran->text == "True")
     invalid(path + ": fortran_order is True; only C-order arrays are supported (save np.ascontiguousarray(arr))");
 
-  if (shape->kind != PyValue::Seq) invalid(path + ": bad shape value " + shape->repr());
+  const std::string shape_text = shown(shape->repr());
+  if (shape->kind != PyValue::Seq) invalid(path + ": bad shape value " + shape_text + "; expected a tuple of integers");
   std::vector<std::size_t> dims;
   for (const auto& item : shape->items) {
     std::uint64_t n = 0;
     auto [ptr, ec] = std::from_chars(item.text.data(), item.text.data() + item.text.size(), n);
     if (item.kind != PyValue::Int || ec != std::errc() || ptr != item.text.data() + item.text.size())
-      invalid(path + ": bad shape value " + shape->repr());
+      invalid(path + ": bad shape value " + shape_text + "; expected a tuple of integers");
     dims.push_back(static_cast<std::size_t>(n));
   }
   if (dims.empty() || dims.size() > 2)
-    invalid(path + ": shape " + shape->repr() + " is " + std::to_string(dims.size()) +
+    invalid(path + ": shape " + shape_text + " is " + std::to_string(dims.size()) +
             "-D; expected a 1-D (N,) or 2-D (N, C) array");
 
   OwnedArray out;
@@ -899,19 +935,26 @@ OwnedArray read_npy(const std::string& path) {
   out.rows = dims[0];
   out.one_d = dims.size() == 1;
   out.cols = out.one_d ? 1 : dims[1];
-  std::size_t bytes = checked_bytes(out.rows, out.cols, dtype_size(out.dtype), path);
-  std::error_code ec;
-  auto file_size = std::filesystem::file_size(path, ec);
-  std::size_t data_start = static_cast<std::size_t>(in.tellg());
-  if (!ec && file_size < data_start + bytes)
-    invalid(path + ": truncated NPY data: shape " + shape->repr() + " of '" + descr->text + "' needs " +
+  std::size_t bytes = checked_bytes(out.rows, out.cols, dtype_size(out.dtype), path + ": shape " + shape_text);
+  // Compared as "needed > left" (data_start + bytes could wrap around): a
+  // header may claim any shape, the file must hold it.
+  const std::uintmax_t data_start = static_cast<std::uintmax_t>(in.tellg());
+  if (sized && bytes > file_size - data_start)
+    invalid(path + ": truncated NPY data: shape " + shape_text + " of '" + descr->text + "' needs " +
             std::to_string(bytes) + " bytes, the file has " + std::to_string(file_size - data_start));
-  out.data.resize(bytes);
-  in.read(reinterpret_cast<char*>(out.data.data()), static_cast<std::streamsize>(bytes));
-  check_read(in, path);
-  if (static_cast<std::size_t>(in.gcount()) != bytes)
-    invalid(path + ": truncated NPY data: expected " + std::to_string(bytes) + " bytes, read " +
-            std::to_string(in.gcount()));
+  // Read in steps, so that a file of unknown size (a pipe) is never allocated
+  // more than it has delivered plus one step.
+  constexpr std::size_t kStep = std::size_t(64) << 20;
+  std::size_t got = 0;
+  while (got < bytes) {
+    const std::size_t want = std::min(bytes - got, kStep);
+    out.data.resize(got + want);
+    in.read(reinterpret_cast<char*>(out.data.data() + got), static_cast<std::streamsize>(want));
+    check_read(in, path);
+    got += static_cast<std::size_t>(in.gcount());
+    if (static_cast<std::size_t>(in.gcount()) != want)
+      invalid(path + ": truncated NPY data: expected " + std::to_string(bytes) + " bytes, read " + std::to_string(got));
+  }
   return out;
 }
 
@@ -948,6 +991,9 @@ PointCloud read_csv(const std::string& path, const TableOptions& options) {
 
   // Header: the first non-blank line.
   std::vector<std::string> names;
+  // Column of each name, to find a repeated one without comparing all pairs
+  // (a header of 2*10^5 columns took a minute).
+  std::unordered_map<std::string, std::size_t> column_of;
   while (std::getline(in, line)) {
     ++lineno;
     std::string_view l = line;
@@ -957,10 +1003,9 @@ PointCloud read_csv(const std::string& path, const TableOptions& options) {
     for (std::size_t i = 0; i < fields.size(); ++i) {
       names.push_back(field_name(fields[i]));
       if (names.back().empty()) invalid(path + ":" + std::to_string(lineno) + ": column " + std::to_string(i + 1) + " has an empty name");
-      for (std::size_t j = 0; j + 1 < names.size(); ++j)
-        if (names[j] == names.back())
-          invalid(path + ":" + std::to_string(lineno) + ": column " + squote(names.back()) + " appears twice (columns " +
-                  std::to_string(j + 1) + " and " + std::to_string(i + 1) + ")");
+      if (auto [it, fresh] = column_of.emplace(names.back(), i); !fresh)
+        invalid(path + ":" + std::to_string(lineno) + ": column " + squote(names.back()) + " appears twice (columns " +
+                std::to_string(it->second + 1) + " and " + std::to_string(i + 1) + ")");
     }
     break;
   }
@@ -1067,6 +1112,8 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
 
   std::string format;
   std::vector<PlyElement> elements;
+  // The last element's property names: repeats found without comparing all pairs.
+  std::unordered_set<std::string> prop_names;
   for (;;) {
     auto tok = next_header_line();
     if (tok.empty()) continue;
@@ -1076,33 +1123,34 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
       if (tok.size() < 2) invalid(where() + ": 'format' without a value");
       format = std::string(tok[1]);
       if (format != "ascii" && format != "binary_little_endian")
-        invalid(where() + ": PLY format '" + format + "' is not supported (ascii and binary_little_endian are)");
+        invalid(where() + ": PLY format " + squote(format) + " is not supported (ascii and binary_little_endian are)");
     } else if (tok[0] == "element") {
       std::uint64_t n = 0;
       if (tok.size() != 3 || std::from_chars(tok[2].data(), tok[2].data() + tok[2].size(), n).ptr != tok[2].data() + tok[2].size())
-        invalid(where() + ": malformed element line '" + std::string(trim(line)) + "'");
+        invalid(where() + ": malformed element line " + squote(trim(line)) + "; expected 'element NAME COUNT'");
       elements.push_back({std::string(tok[1]), n, {}});
+      prop_names.clear();
     } else if (tok[0] == "property") {
       if (elements.empty()) invalid(where() + ": 'property' before any 'element'");
       PlyProperty p;
       if (tok.size() == 5 && tok[1] == "list") {
         auto ct = ply_type(std::string(tok[2]));
         auto it = ply_type(std::string(tok[3]));
-        if (!ct || is_float(*ct)) invalid(where() + ": bad list count type '" + std::string(tok[2]) + "'");
-        if (!it) invalid(where() + ": unknown PLY property type '" + std::string(tok[3]) + "'");
+        if (!ct || is_float(*ct)) invalid(where() + ": bad list count type " + squote(tok[2]) + "; expected an integer type");
+        if (!it) invalid(where() + ": unknown PLY property type " + squote(tok[3]));
         p = {std::string(tok[4]), *it, true, *ct};
       } else if (tok.size() == 3) {
         auto t = ply_type(std::string(tok[1]));
-        if (!t) invalid(where() + ": unknown PLY property type '" + std::string(tok[1]) + "'");
+        if (!t) invalid(where() + ": unknown PLY property type " + squote(tok[1]));
         p = {std::string(tok[2]), *t, false, DType::U8};
       } else {
-        invalid(where() + ": malformed property line '" + std::string(trim(line)) + "'");
+        invalid(where() + ": malformed property line " + squote(trim(line)) +
+                "; expected 'property TYPE NAME' or 'property list COUNT_TYPE TYPE NAME'");
       }
-      for (const auto& q : elements.back().props)
-        if (q.name == p.name) invalid(where() + ": property '" + p.name + "' appears twice");
+      if (!prop_names.insert(p.name).second) invalid(where() + ": property " + squote(p.name) + " appears twice");
       elements.back().props.push_back(std::move(p));
     } else {
-      invalid(where() + ": unknown PLY header line '" + std::string(trim(line)) + "'");
+      invalid(where() + ": unknown PLY header line " + squote(trim(line)));
     }
   }
   if (format.empty()) invalid(path + ": PLY header has no 'format' line");
@@ -1135,7 +1183,16 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
   PointCloud cloud;
   std::vector<ArrayBytes> attr_data(sel.attributes.size());
   ArrayBytes pos;
-  const std::uint64_t reserve_rows = std::min<std::uint64_t>(vertex.count, 1u << 22);
+  // Reserve for the rows the header claims, but no more than the rest of the
+  // file can hold (at least 1 byte per value): a tiny file claiming 2^60
+  // vertices must not reserve gigabytes.
+  std::uint64_t rows_in_file = vertex.count;
+  std::error_code size_ec;
+  const std::uintmax_t file_size = std::filesystem::file_size(path, size_ec);
+  const std::streamoff data_start = in.tellg();
+  if (!size_ec && data_start >= 0 && file_size >= static_cast<std::uintmax_t>(data_start))
+    rows_in_file = (file_size - static_cast<std::uintmax_t>(data_start)) / std::max<std::size_t>(1, vertex.props.size());
+  const std::uint64_t reserve_rows = std::min<std::uint64_t>({vertex.count, rows_in_file, 1u << 22});
   pos.reserve(reserve_rows * ndim * dtype_size(pos_type));
   for (std::size_t k = 0; k < sel.attributes.size(); ++k)
     attr_data[k].reserve(reserve_rows * dtype_size(vertex.props[sel.attributes[k]].type));
@@ -1144,9 +1201,12 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
   std::uint8_t raw[8];
   for (const auto& el : elements) {
     const bool is_vertex = &el == &vertex;
+    // A binary element without properties has no bytes: its rows need no loop
+    // (which could run 2^64 times on a count from the header).
+    if (format != "ascii" && el.props.empty()) continue;
     for (std::uint64_t r = 0; r < el.count; ++r) {
       auto truncated = [&] {
-        return Error(Code::InvalidArgument, path + ": unexpected end of data in element '" + el.name + "' (row " + std::to_string(r + 1) + " of " +
+        return Error(Code::InvalidArgument, path + ": unexpected end of data in element " + squote(el.name) + " (row " + std::to_string(r + 1) + " of " +
                 std::to_string(el.count) + ")");
       };
       if (!src.begin_row(el.name)) throw truncated();
@@ -1155,7 +1215,9 @@ PointCloud read_ply(const std::string& path, const TableOptions& options) {
         if (p.is_list) {
           if (!src.read(p.count_type, raw, p.name)) throw truncated();
           std::int64_t n = count_value(raw, p.count_type);
-          if (n < 0) invalid(path + ": negative list length in property '" + p.name + "' of element '" + el.name + "'");
+          if (n < 0)
+            invalid(path + ": negative list length " + std::to_string(n) + " in property " + squote(p.name) + " of element " +
+                    squote(el.name));
           for (std::int64_t j = 0; j < n; ++j)
             if (!src.read(p.type, raw, p.name)) throw truncated();
           continue;
