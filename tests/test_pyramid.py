@@ -791,6 +791,13 @@ def test_refinalise_drops_stale_pyramid(zv, errors, cloud, tmp_path):
     ({"factors": FACTORS, "reductions": {"label": "median"}}, "InvalidInputError", "median"),
     ({"factors": FACTORS, "chunk_scale_factors": [1, 1]}, "InvalidInputError", "chunk_scale_factors"),
     ({"factors": FACTORS, "part": (3, 3)}, "InvalidInputError", "part"),
+    ({"factors": FACTORS, "part": (0, 0)}, "InvalidInputError", all_of("part", "count")),
+    ({"factors": FACTORS, "part": (-1, 2)}, "InvalidInputError", "part"),
+    ({"factors": FACTORS, "part": (1.5, 2)}, "InvalidInputError", all_of("part", "whole")),
+    ({"factors": FACTORS, "part": (0, 2**31)}, "InvalidInputError", all_of("part", "count")),
+    ({"factors": FACTORS, "part": (0, 2), "finalise_parts": True}, "InvalidInputError", "finalise_parts"),
+    ({"factors": FACTORS, "chunk_scale_factors": [2**41, 1]}, "InvalidInputError", "chunk_scale_factors"),
+    ({"factors": FACTORS, "chunk_scale_factors": [1.5, 1]}, "InvalidInputError", "chunk_scale_factors"),
 ])
 def test_bad_arguments_are_refused_without_trace(zv, errors, fresh, kwargs, exc, pattern):
     path = fresh()
@@ -856,6 +863,31 @@ def test_cli_pyramid_and_info(zv, zvf_cli, fresh, pyramid_store):
     assert tree_digest(path) == before
     bad = run_cli(zvf_cli, "pyramid", path, "--factors", "0.5,1")
     assert bad.returncode != 0 and "below 1" in bad.stderr, bad.stdout + bad.stderr
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--part", "0/0"], all_of("--part count", "out of range")),
+    (["--part", "2/2"], all_of("--part index", "out of range")),
+    (["--part", "1/2147483648"], all_of("--part count", "out of range")),
+    (["--part", "1.5/2"], all_of("--part index", "whole number")),
+    (["--part", "x/2"], all_of("--part index", "whole number")),
+    (["--chunk-scale", "1.5", "--chunk-scale", "1"], all_of("--chunk-scale", "whole number")),
+    (["--chunk-scale", "0", "--chunk-scale", "1"], all_of("--chunk-scale", "out of range")),
+])
+def test_cli_pyramid_bad_part_or_scale_is_a_usage_error(zvf_cli, fresh, args, pattern):
+    path = fresh()
+    before = tree_digest(path)
+    proc = run_cli(zvf_cli, "pyramid", path, "--factors", "2,1", "--factors", "2,1", *args)
+    assert proc.returncode == 2 and re.search(pattern, proc.stderr), proc.stdout + proc.stderr
+    assert tree_digest(path) == before, "a refused pyramid changed the store"
+
+
+def test_cli_part_with_finalise_parts_is_refused(zvf_cli, fresh):
+    path = fresh()
+    before = tree_digest(path)
+    proc = run_cli(zvf_cli, "pyramid", path, "--factors", "2,1", "--part", "0/2", "--finalise-parts")
+    assert proc.returncode == 3 and "finalise_parts" in proc.stderr, proc.stdout + proc.stderr
+    assert tree_digest(path) == before
 
 
 def test_cli_parts_then_finalise_parts(zv, zvf_cli, fresh, pyramid_store):

@@ -309,6 +309,18 @@ TEST(Pyramid, BadFactorsAreRefusedWithoutTrace) {
   auto missing = factors({2.0});
   missing.reductions["nosuch"] = Reduction::Max;
   expect_error([&] { zvf::build_pyramid(store, missing, kExec); }, Error::Code::InvalidArgument, {"nosuch"});
+  // Parts: -1 of 0 is "no part"; any other pair must be a real part, without finalise_parts.
+  for (auto [index, count] : {std::pair{0, 0}, {-1, 2}, {2, 2}, {0, -3}, {5, 0}}) {
+    auto o = factors({2.0});
+    o.part_index = index;
+    o.part_count = count;
+    expect_error([&] { zvf::build_pyramid(store, o, kExec); }, Error::Code::InvalidArgument, {"out of range"});
+  }
+  auto both = factors({2.0});
+  both.part_index = 0;
+  both.part_count = 2;
+  both.finalise_parts = true;
+  expect_error([&] { zvf::build_pyramid(store, both, kExec); }, Error::Code::InvalidArgument, {"finalise_parts"});
   EXPECT_TRUE(snapshot(store) == before) << "a refused build modified the store";
 
   MemoryStore counted;

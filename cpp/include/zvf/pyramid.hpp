@@ -34,7 +34,9 @@ struct PyramidOptions {
   std::map<std::string, Reduction> reductions;
   bool overwrite = false;  // replace an existing pyramid built with other settings
   // Scale-out: build only share `part_index` of `part_count` of every level's coarse
-  // chunks and record it; then one call with `finalise_parts` writes the metadata.
+  // chunks and record it; then one call with `finalise_parts` (and no part) writes
+  // the metadata. -1 and 0 build everything; any other pair must have
+  // part_count >= 1 and 0 <= part_index < part_count.
   int part_index = -1;
   int part_count = 0;
   bool finalise_parts = false;

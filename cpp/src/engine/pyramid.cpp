@@ -641,12 +641,17 @@ const char* reduction_name(Reduction r) {
 
 PyramidReport build_pyramid(Store& store, const PyramidOptions& opt, const Exec& exec) {
   const int threads = resolve_threads(exec.threads);
+  // No part is index -1 of count 0; anything else must be a real part, and
+  // publishing the parts is a call of its own.
+  const bool part = opt.part_count != 0 || opt.part_index != -1;
+  if (part && (opt.part_count < 1 || opt.part_index < 0 || opt.part_index >= opt.part_count))
+    invalid("part " + std::to_string(opt.part_index) + " of " + std::to_string(opt.part_count) +
+            " is out of range: expected count >= 1 and 0 <= part < count");
+  if (part && opt.finalise_parts)
+    invalid("finalise_parts publishes the parts built before; it builds no part itself (got part " +
+            std::to_string(opt.part_index) + " of " + std::to_string(opt.part_count) + ")");
   EarlyWriteBack write_back(store, exec.durable);
   Plan plan = make_plan(store, opt);
-  const bool part = opt.part_count > 0;
-  if (part && (opt.part_index < 0 || opt.part_index >= opt.part_count))
-    invalid("part " + std::to_string(opt.part_index) + " of " + std::to_string(opt.part_count) +
-            " is out of range: expected 0 <= part < count");
 
   // What exists already.
   json root = read_zv_root(store);

@@ -11,12 +11,18 @@ tie) unless ``reductions`` chooses ``"mean"`` (rounded), ``"min"``, ``"max"`` or
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import _zvf
 from .._convert import box, flag, progress_callback, store_url, threads_count
 from ..errors import InvalidInputError
+
+# The engine counts parts in a C int.
+_MAX_PARTS = 2**31 - 1
+# A coarse chunk is the root chunk times this; beyond it no store could use one.
+_MAX_CHUNK_SCALE = 2**40
 
 
 def _factor_pairs(factors: Any) -> list[tuple[float, float]]:
@@ -40,10 +46,15 @@ def _chunk_scales(value: Any, n: int) -> list[list[int]] | None:
         return None
     out = []
     for i, v in enumerate(value):
-        items = [v] if isinstance(v, int) else list(v)
-        if not all(isinstance(x, int) and x >= 1 for x in items):
-            raise InvalidInputError(f"chunk_scale_factors[{i}] must be a positive int or a tuple of them, got {v!r}")
-        out.append(items)
+        try:
+            items = [v] if isinstance(v, numbers.Integral) else list(v)
+        except TypeError:
+            items = [v]
+        if not all(isinstance(x, numbers.Integral) and not isinstance(x, bool) and 1 <= x <= _MAX_CHUNK_SCALE
+                   for x in items):
+            raise InvalidInputError(f"chunk_scale_factors[{i}] must be a whole number from 1 to 2**40 or a tuple "
+                                    f"of them, got {v!r}")
+        out.append([int(x) for x in items])
     return out
 
 
@@ -106,11 +117,19 @@ def build_pyramid(
     index, count = -1, 0
     if part is not None:
         try:
-            index, count = (int(x) for x in part)
+            index, count = part
         except (TypeError, ValueError):
             raise InvalidInputError(f"part must be (index, count), got {part!r}") from None
-        if count < 1 or not 0 <= index < count:
-            raise InvalidInputError(f"part {part!r} must be (index, count) with count >= 1 and 0 <= index < count")
+        # Whole numbers only: int(1.5) would quietly build part 1.
+        if not all(isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in (index, count)):
+            raise InvalidInputError(f"part {part!r} must be two whole numbers (index, count)")
+        index, count = int(index), int(count)
+        if not 1 <= count <= _MAX_PARTS or not 0 <= index < count:
+            raise InvalidInputError(f"part {part!r} must be (index, count) with 1 <= count <= {_MAX_PARTS} "
+                                    "and 0 <= index < count")
+        if finalise_parts:
+            raise InvalidInputError("finalise_parts publishes the parts built before; pass no part with it "
+                                    f"(got part={part!r})")
     return _zvf.build_pyramid(
         store_url(path), pairs, scales, red, bool(overwrite), index, count, bool(finalise_parts),
         threads_count(threads), progress_callback(progress), flag(durable, "durable"),
