@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <tuple>
@@ -546,7 +547,6 @@ MergedParts merge_part_records(const Store& store, const Plan& plan) {
   MergedParts m{std::vector<std::vector<ChunkCoord>>(nl), std::vector<std::uint64_t>(nl, 0)};
   int n = -1;
   std::set<int> present;
-  std::vector<std::pair<int, json>> records;
   for (const auto& name : store.list_dir(".zvf/pyramid")) {
     int i = 0, count = 0;
     if (!parse_part_name(name, i, count)) continue;  // not a record (a temporary file, a user's note)
@@ -577,7 +577,7 @@ MergedParts merge_part_records(const Store& store, const Plan& plan) {
       const auto [lo, hi] = part_slab(plan.levels[l], i, count);
       const auto first = plan.levels[l].chunks.begin() + static_cast<std::ptrdiff_t>(lo);
       const auto last = plan.levels[l].chunks.begin() + static_cast<std::ptrdiff_t>(hi);
-      const ChunkCoord* prev = nullptr;
+      std::optional<ChunkCoord> prev;  // the record's chunks are strictly increasing
       for (const auto& k : lj["chunks"]) {
         if (!k.is_string()) bad(at + "chunk key " + k.dump() + " is not a string");
         ChunkCoord c;
@@ -591,13 +591,15 @@ MergedParts merge_part_records(const Store& store, const Plan& plan) {
               std::to_string(count) + " builds");
         if (prev && !(*prev < c)) bad(at + "chunk " + k.get<std::string>() + " is listed twice or out of order");
         m.chunks[l].push_back(c);
-        prev = &m.chunks[l].back();
+        prev = std::move(c);
       }
-      // A coarse level holds at most as many points as level 0 has.
-      m.counts[l] += lj["vertex_count"].get<std::uint64_t>();
-      if (lj["vertex_count"].get<std::uint64_t>() > plan.base.vertex_count || m.counts[l] > plan.base.vertex_count)
-        bad(at + "vertex_count " + lj["vertex_count"].dump() + " is more than level 0's " +
-            std::to_string(plan.base.vertex_count) + " points");
+      // A coarse level holds at most as many points as level 0 has (checked
+      // before the sum, which could otherwise wrap).
+      const auto vertices = lj["vertex_count"].get<std::uint64_t>();
+      if (vertices > plan.base.vertex_count || m.counts[l] + vertices > plan.base.vertex_count)
+        bad(at + "vertex_count " + std::to_string(vertices) + " is more than level 0's " +
+            std::to_string(plan.base.vertex_count) + " points, with the other parts' " + std::to_string(m.counts[l]));
+      m.counts[l] += vertices;
     }
     present.insert(i);
   }
