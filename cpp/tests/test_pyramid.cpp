@@ -501,5 +501,5 @@ TEST(Pyramid, PartRecordOfAHugeRunNamesTheMissingParts) {
   o.part_count = 0;
   o.finalise_parts = true;
   expect_error([&] { zvf::build_pyramid(store, o, kExec); }, Error::Code::Conflict,
-               {"parts 1, 2, 3", "1999999999 of 2000000000"});
+               {"parts 1, 2, 3", "of 2000000000", "1999999999 missing"});
 }

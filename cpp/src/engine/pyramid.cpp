@@ -612,8 +612,9 @@ MergedParts merge_part_records(const Store& store, const Plan& plan) {
       if (!present.count(i)) missing += (named++ ? ", " : "") + std::to_string(i);
     const std::size_t absent = static_cast<std::size_t>(n) - present.size();
     if (absent > 10) missing += ", ...";
-    fail(Error::Code::Conflict, "pyramid parts " + missing + " (" + std::to_string(absent) + " of " + std::to_string(n) +
-                                    ") have not finished (no record); run them, then finalise again");
+    fail(Error::Code::Conflict, "pyramid parts " + missing + " of " + std::to_string(n) + " have not finished (no record" +
+                                    (absent > 10 ? "; " + std::to_string(absent) + " missing" : std::string()) +
+                                    "); run them, then finalise again");
   }
   for (auto& cs : m.chunks) std::sort(cs.begin(), cs.end());
   return m;
