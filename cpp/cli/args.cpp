@@ -33,6 +33,18 @@ std::string axis(std::size_t d) {
 
 }  // namespace
 
+std::int64_t parse_integer(const std::string& flag, const std::string& text, std::int64_t lo, std::int64_t hi) {
+  std::int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  if (text.empty() || r.ptr != end || r.ec == std::errc::invalid_argument)
+    throw UsageError(flag + ": expected a whole number, got '" + text + "'");
+  if (r.ec == std::errc::result_out_of_range || v < lo || v > hi)
+    throw UsageError(flag + ": " + text + " is out of range: expected " + std::to_string(lo) + " to " +
+                     std::to_string(hi));
+  return v;
+}
+
 std::vector<std::string> split_list(const std::string& text, char sep) {
   std::vector<std::string> out;
   if (trim(text).empty()) return out;

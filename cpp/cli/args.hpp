@@ -1,6 +1,7 @@
 // Parsing of the CLI's option values ("500,500,500", "lo,lo:hi,hi", "NAME=FILE")
 // and number formatting. Pure functions: no I/O, no engine calls.
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -28,6 +29,10 @@ Box parse_box(const std::string& flag, const std::string& text, bool allow_inf, 
 
 // "LO,HI" with LO < HI; "inf"/"-inf" accepted.
 std::pair<double, double> parse_range(const std::string& flag, const std::string& text);
+
+// A whole number in [lo, hi], written as one ("2", not "2.0" or "2e0"); a
+// UsageError naming `flag` otherwise.
+std::int64_t parse_integer(const std::string& flag, const std::string& text, std::int64_t lo, std::int64_t hi);
 
 // "NAME=FILE" (for --attr-input).
 std::pair<std::string, std::string> parse_attr_input(const std::string& text);

@@ -1,5 +1,4 @@
 // zvf pyramid: build coarse levels (level-of-detail) of a finalised store.
-#include <charconv>
 #include <cstdint>
 #include <iostream>
 #include <limits>
@@ -35,19 +34,6 @@ double number(const std::string& text, const std::string& what) {
   throw UsageError(what + ": expected a number, got '" + text + "'");
 }
 
-// A whole number in [lo, hi], written as one ("2", not "2.0" or "2e0").
-std::int64_t integer(const std::string& text, const std::string& what, std::int64_t lo, std::int64_t hi) {
-  std::int64_t v = 0;
-  const char* end = text.data() + text.size();
-  const auto r = std::from_chars(text.data(), end, v);
-  if (text.empty() || r.ptr != end || r.ec == std::errc::invalid_argument)
-    throw UsageError(what + ": expected a whole number, got '" + text + "'");
-  if (r.ec == std::errc::result_out_of_range || v < lo || v > hi)
-    throw UsageError(what + ": " + text + " is out of range: expected " + std::to_string(lo) + " to " +
-                     std::to_string(hi));
-  return v;
-}
-
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -76,7 +62,7 @@ void run_pyramid(const PyramidArgs& a) {
                                                   std::to_string(opt.levels.size()) + ")");
   for (std::size_t i = 0; i < a.chunk_scale.size(); ++i)
     for (const auto& x : split(a.chunk_scale[i], ','))
-      opt.levels[i].chunk_scale.push_back(integer(x, "--chunk-scale", 1, std::int64_t(1) << 40));
+      opt.levels[i].chunk_scale.push_back(parse_integer("--chunk-scale", x, 1, std::int64_t(1) << 40));
   for (const auto& r : a.reduce) {
     auto eq = r.find('=');
     if (eq == std::string::npos)
@@ -87,8 +73,8 @@ void run_pyramid(const PyramidArgs& a) {
     auto p = split(a.part, '/');
     if (p.size() != 2) throw UsageError("--part: expected I/N, got '" + a.part + "'");
     constexpr std::int64_t kMaxParts = std::numeric_limits<int>::max();
-    opt.part_count = static_cast<int>(integer(p[1], "--part count", 1, kMaxParts));
-    opt.part_index = static_cast<int>(integer(p[0], "--part index", 0, opt.part_count - 1));
+    opt.part_count = static_cast<int>(parse_integer("--part count", p[1], 1, kMaxParts));
+    opt.part_index = static_cast<int>(parse_integer("--part index", p[0], 0, opt.part_count - 1));
   }
   opt.finalise_parts = a.finalise_parts;
   opt.overwrite = a.overwrite;

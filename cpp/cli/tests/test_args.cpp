@@ -27,6 +27,17 @@ TEST(CliArgs, SplitList) {
   EXPECT_EQ(zvf::cli::split_list("a,,b"), (std::vector<std::string>{"a", "", "b"}));
 }
 
+TEST(CliArgs, Integer) {
+  EXPECT_EQ(zvf::cli::parse_integer("--n", "7", 1, 10), 7);
+  EXPECT_EQ(zvf::cli::parse_integer("--n", "-3", -5, 0), -3);
+  for (const char* bad : {"", "1.5", "2e0", "x", "3 ", "0x10"})
+    EXPECT_NE(usage_message([&] { zvf::cli::parse_integer("--n", bad, 0, 100); }).find("--n: expected a whole number"),
+              std::string::npos) << bad;
+  for (const char* far : {"0", "11", "99999999999999999999"})
+    EXPECT_NE(usage_message([&] { zvf::cli::parse_integer("--n", far, 1, 10); }).find("out of range: expected 1 to 10"),
+              std::string::npos) << far;
+}
+
 TEST(CliArgs, Shape) {
   EXPECT_EQ(zvf::cli::parse_shape("--chunk-shape", "500,500,500"), (std::vector<double>{500, 500, 500}));
   EXPECT_EQ(zvf::cli::parse_shape("--chunk-shape", "0.5, 2"), (std::vector<double>{0.5, 2}));
