@@ -640,18 +640,53 @@ TEST(S3Util, UriEncoding) {
 }
 
 TEST(S3Util, XmlTextsAndEntities) {
-  const std::string xml =
+  const zvf::s3::XmlAnswer answer(
       "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>true</IsTruncated><KeyCount>2</KeyCount>"
       "<Contents><Key>a&amp;b</Key><Size>1</Size></Contents><Contents><Key>c&#x41;&#66;&lt;</Key></Contents>"
-      "<CommonPrefixes><Prefix>d/</Prefix></CommonPrefixes><Empty/><NextContinuationToken>t+/=</NextContinuationToken>"
-      "</ListBucketResult>";
-  EXPECT_EQ(zvf::s3::xml_texts(xml, "Key"), (std::vector<std::string>{"a&b", "cAB<"}));
-  EXPECT_EQ(zvf::s3::xml_text(xml, "IsTruncated"), "true");
-  EXPECT_EQ(zvf::s3::xml_text(xml, "NextContinuationToken"), "t+/=");
-  EXPECT_EQ(zvf::s3::xml_text(xml, "Empty"), "");
-  EXPECT_FALSE(zvf::s3::xml_text(xml, "Code"));
-  EXPECT_EQ(zvf::s3::xml_elements(xml, "Contents").size(), 2u);
-  EXPECT_EQ(zvf::s3::xml_escape("a<b>&'\"\x01"), "a&lt;b&gt;&amp;&apos;&quot;&#1;");
+      "<CommonPrefixes><Prefix>d/</Prefix></CommonPrefixes><Empty/><Space> </Space>"
+      "<NextContinuationToken>t+/=</NextContinuationToken></ListBucketResult>");
+  EXPECT_TRUE(answer.is("ListBucketResult"));
+  EXPECT_FALSE(answer.is("Error"));
+  std::vector<std::string> keys;
+  for (auto contents : zvf::s3::xml_elements(answer.top(), "Contents")) keys.push_back(*zvf::s3::xml_text(contents, "Key"));
+  EXPECT_EQ(keys, (std::vector<std::string>{"a&b", "cAB<"}));
+  EXPECT_EQ(zvf::s3::xml_text(answer, "IsTruncated"), "true");
+  EXPECT_EQ(zvf::s3::xml_text(answer, "NextContinuationToken"), "t+/=");
+  EXPECT_EQ(zvf::s3::xml_text(answer, "Key"), "a&b");  // the first, at any depth
+  EXPECT_EQ(zvf::s3::xml_text(answer, "Empty"), "");
+  EXPECT_EQ(zvf::s3::xml_text(answer, "Space"), " ");
+  EXPECT_FALSE(zvf::s3::xml_text(answer, "Code"));
+  EXPECT_FALSE(zvf::s3::xml_text(answer, "Key2"));  // names match whole, not by prefix
+  EXPECT_EQ(zvf::s3::xml_elements(answer.top(), "KeyCount").size(), 1u);
+  EXPECT_EQ(zvf::s3::xml_text(std::string_view("<Error><Code>NoSuchBucket</Code></Error>"), "Code"), "NoSuchBucket");
+}
+
+TEST(S3Util, XmlThatIsNotXmlHasNoElements) {
+  // A proxy's HTML page, an empty body, a cut-off answer: no texts, no throw.
+  for (std::string body : {std::string(), std::string("<html><body>502 Bad Gateway</body>"), std::string("\x01\x02<"),
+                           std::string("<Error><Code>Slow")}) {
+    const zvf::s3::XmlAnswer answer(body);
+    EXPECT_FALSE(answer.is("ListBucketResult")) << body;
+    EXPECT_FALSE(zvf::s3::xml_text(answer, "Key")) << body;
+  }
+  // Deep nesting is walked without recursion.
+  std::string deep;
+  for (int i = 0; i < 200000; ++i) deep += "<a>";
+  deep += "<Code>x</Code>";
+  for (int i = 0; i < 200000; ++i) deep += "</a>";
+  EXPECT_EQ(zvf::s3::xml_text(deep, "Code"), "x");
+}
+
+TEST(S3Util, XmlRequestBodiesAreEscaped) {
+  pugi::xml_document doc;
+  auto del = doc.append_child("Delete");
+  del.append_attribute("xmlns") = "http://s3.amazonaws.com/doc/2006-03-01/";
+  del.append_child("Object").append_child("Key").text() = "a<b>&'\"\x01";
+  const std::string xml = zvf::s3::xml_serialize(doc);
+  EXPECT_EQ(xml.rfind("<?xml version=\"1.0\"?>", 0), 0u) << xml;
+  EXPECT_NE(xml.find("<Key>a&lt;b&gt;&amp;'\"&#01;</Key>"), std::string::npos) << xml;
+  // And it reads back as written.
+  EXPECT_EQ(zvf::s3::xml_text(xml, "Key"), "a<b>&'\"\x01");
 }
 
 TEST(S3Util, Md5AndBase64) {

@@ -256,14 +256,14 @@ AwsCredentials sts_call(const std::string& endpoint, const std::string& region, 
     if (!signer->session_token.empty()) req.headers.push_back("x-amz-security-token: " + signer->session_token);
   }
   const HttpResponse r = call(req, what);
-  const std::string xml = text_of(r.body);
+  const XmlAnswer xml(text_of(r.body));
   if (r.status != 200) {
     std::string detail = "HTTP " + std::to_string(r.status);
     if (auto code = xml_text(xml, "Code")) detail += " " + *code;
     if (auto msg = xml_text(xml, "Message"); msg && !msg->empty()) detail += ": " + *msg;
     fail(Error::Code::IO, what + " failed: " + detail);
   }
-  const auto block = xml_elements(xml, "Credentials");
+  const auto block = xml_elements(xml.top(), "Credentials");
   if (block.empty()) fail(Error::Code::IO, what + ": the STS response holds no Credentials");
   AwsCredentials c;
   c.access_key = xml_text(block[0], "AccessKeyId").value_or("");

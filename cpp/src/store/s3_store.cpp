@@ -46,6 +46,7 @@ namespace {
 
 constexpr std::size_t kDeleteBatch = 1000;  // the DeleteObjects maximum
 constexpr std::size_t kMaxParts = 10000;    // parts per multipart upload
+constexpr const char* kS3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/";  // of request bodies
 
 // The bytes [lo, hi) of the concatenation of `parts`, as spans into them.
 std::vector<ByteSpan> slice(std::span<const ByteSpan> parts, std::size_t lo, std::size_t hi) {
@@ -180,7 +181,7 @@ struct S3Store::Impl {
 
   static std::string status_text(const HttpResponse& r) {
     std::string s = "HTTP " + std::to_string(r.status);
-    const std::string body = text_of(r.body);
+    const s3::XmlAnswer body(text_of(r.body));
     if (auto code = s3::xml_text(body, "Code")) s += " " + *code;
     if (auto msg = s3::xml_text(body, "Message"); msg && !msg->empty()) s += ": " + *msg;
     return s;
@@ -295,17 +296,17 @@ struct S3Store::Impl {
       if (!full_prefix.empty()) add("prefix", full_prefix);
       HttpRequest req{"GET", origin + bucket_path + "/" + q, base_headers(), {}};
       HttpResponse r = execute(req, "LIST", at, {404});
-      const std::string body = text_of(r.body);
+      const s3::XmlAnswer body(text_of(r.body));
       if (r.status == 404) {
         if (s3::xml_text(body, "Code").value_or("") == "NoSuchBucket") return false;
         raise(Error::Code::IO, "S3 LIST at " + at + " failed: " + status_text(r));
       }
-      if (body.find("<ListBucketResult") == std::string::npos)
+      if (!body.is("ListBucketResult"))
         raise(Error::Code::IO, "S3 LIST at " + at + ": the response is not a ListBucketResult");
-      for (auto contents : s3::xml_elements(body, "Contents"))
+      for (auto contents : s3::xml_elements(body.top(), "Contents"))
         if (auto key = s3::xml_text(contents, "Key")) on_key(s3::url_decode(*key));
       if (delimited)
-        for (auto cp : s3::xml_elements(body, "CommonPrefixes"))
+        for (auto cp : s3::xml_elements(body.top(), "CommonPrefixes"))
           if (auto pre = s3::xml_text(cp, "Prefix")) on_prefix(s3::url_decode(*pre));
       if (max_keys) return true;
       const bool truncated = s3::xml_text(body, "IsTruncated").value_or("false") == "true";
@@ -359,11 +360,15 @@ struct S3Store::Impl {
         if (pr.etag.empty()) raise(Error::Code::IO, "S3 " + what + " at " + at + ": the response has no ETag");
         etags[i] = pr.etag;
       });
-      std::string xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
-      for (std::size_t i = 0; i < count; ++i)
-        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" + s3::xml_escape(etags[i]) +
-               "</ETag></Part>";
-      xml += "</CompleteMultipartUpload>";
+      pugi::xml_document doc;
+      auto top = doc.append_child("CompleteMultipartUpload");
+      top.append_attribute("xmlns") = kS3Namespace;
+      for (std::size_t i = 0; i < count; ++i) {
+        auto part = top.append_child("Part");
+        part.append_child("PartNumber").text() = static_cast<unsigned long long>(i + 1);
+        part.append_child("ETag").text() = etags[i].c_str();
+      }
+      const std::string xml = s3::xml_serialize(doc);
       const ByteSpan xml_body(reinterpret_cast<const std::uint8_t*>(xml.data()), xml.size());
       auto complete_headers = base_headers();
       complete_headers.push_back("Content-Type: application/xml");
@@ -379,7 +384,7 @@ struct S3Store::Impl {
         const auto expected = multipart_etag(etags);
         if (hr.status == 404 || !expected || hr.etag != *expected)
           raise(Error::Code::IO, "S3 " + what + " at " + at + " failed: " + status_text(cr));
-      } else if (text_of(cr.body).find("CompleteMultipartUploadResult") == std::string::npos) {
+      } else if (!s3::XmlAnswer(text_of(cr.body)).is("CompleteMultipartUploadResult")) {
         raise(Error::Code::IO, "S3 " + what + " at " + at + ": the response is not a CompleteMultipartUploadResult");
       }
     } catch (const Error& e) {
@@ -396,9 +401,12 @@ struct S3Store::Impl {
   }
 
   void delete_batch(const std::vector<std::string>& keys, std::size_t lo, std::size_t hi, bool& unsupported) const {
-    std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>";
-    for (std::size_t i = lo; i < hi; ++i) xml += "<Object><Key>" + s3::xml_escape(root + keys[i]) + "</Key></Object>";
-    xml += "</Delete>";
+    pugi::xml_document doc;
+    auto top = doc.append_child("Delete");
+    top.append_attribute("xmlns") = kS3Namespace;
+    top.append_child("Quiet").text() = "true";
+    for (std::size_t i = lo; i < hi; ++i) top.append_child("Object").append_child("Key").text() = (root + keys[i]).c_str();
+    const std::string xml = s3::xml_serialize(doc);
     const auto digest = s3::md5(xml);
     auto headers = base_headers();
     headers.push_back("Content-MD5: " + s3::base64(digest.data(), digest.size()));
@@ -412,8 +420,8 @@ struct S3Store::Impl {
       unsupported = true;
       return;
     }
-    const std::string body_text = text_of(r.body);
-    for (auto err : s3::xml_elements(body_text, "Error")) {
+    const s3::XmlAnswer answer(text_of(r.body));
+    for (auto err : s3::xml_elements(answer.top(), "Error")) {
       const std::string key = s3::xml_text(err, "Key").value_or("?");
       const std::string code = s3::xml_text(err, "Code").value_or("?");
       const std::string msg = s3::xml_text(err, "Message").value_or("");

@@ -1,6 +1,7 @@
 // Small helpers of the S3 backend: URI encoding for SigV4 canonical requests,
-// a minimal XML reader for S3 responses, MD5/base64 for DeleteObjects, and the
-// INI reader for ~/.aws files. Internal to libzvf.
+// lookups in S3's XML (parsed and written by pugixml), MD5/base64 for
+// DeleteObjects (OpenSSL's libcrypto), and the INI reader for ~/.aws files.
+// Internal to libzvf.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -9,6 +10,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <pugixml.hpp>
 
 #include "zvf/s3.hpp"
 
@@ -22,13 +25,33 @@ std::string uri_encode(std::string_view s, bool keep_slash);
 // Inverse of S3's "encoding-type=url" ('+' is a space, as in form encoding).
 std::string url_decode(std::string_view s);
 
-// XML of S3 responses: flat enough that "the text of every <tag> element, in
-// order" is all we need. Entities (&amp; &lt; &gt; &quot; &apos; &#N; &#xN;) are decoded.
-std::vector<std::string> xml_texts(std::string_view xml, std::string_view tag);
-std::optional<std::string> xml_text(std::string_view xml, std::string_view tag);
-// Every <tag>...</tag> element's inner XML, undecoded (for nested lookups).
-std::vector<std::string_view> xml_elements(std::string_view xml, std::string_view tag);
-std::string xml_escape(std::string_view s);
+// An S3 or STS answer, parsed by pugixml. Only element texts are read, so a
+// body that is not XML (a proxy's HTML page, an empty body) simply holds no
+// elements; the callers say what they expected instead.
+class XmlAnswer {
+ public:
+  explicit XmlAnswer(std::string_view body);
+  XmlAnswer(const XmlAnswer&) = delete;
+  XmlAnswer& operator=(const XmlAnswer&) = delete;
+  pugi::xml_node top() const { return doc_; }
+  // Whether the document element is <name> ("ListBucketResult", ...).
+  bool is(std::string_view name) const;
+
+ private:
+  pugi::xml_document doc_;
+};
+
+// The text of the first element named `tag` at any depth below `node` (in
+// document order), entities decoded; nullopt when there is none. S3's
+// documents are flat enough that a name alone finds what is wanted.
+std::optional<std::string> xml_text(const pugi::xml_node& node, std::string_view tag);
+std::optional<std::string> xml_text(const XmlAnswer& answer, std::string_view tag);
+std::optional<std::string> xml_text(std::string_view body, std::string_view tag);  // parses body first
+// Every element named `tag` below `node`, outermost first, in document order.
+std::vector<pugi::xml_node> xml_elements(const pugi::xml_node& node, std::string_view tag);
+// A request body (DeleteObjects, CompleteMultipartUpload) as compact XML, with
+// the declaration; pugixml escapes the texts.
+std::string xml_serialize(const pugi::xml_document& doc);
 
 std::array<std::uint8_t, 16> md5(std::string_view data);
 std::string base64(const std::uint8_t* data, std::size_t n);

@@ -16,7 +16,10 @@ find_package(CURL REQUIRED)
 if(CURL_VERSION_STRING AND CURL_VERSION_STRING VERSION_LESS 7.75)
   message(FATAL_ERROR "zvf needs libcurl >= 7.75 for AWS SigV4 signing; found ${CURL_VERSION_STRING}")
 endif()
-target_link_libraries(zvf PRIVATE CURL::libcurl)
+# S3's XML answers and request bodies: pugixml. Content-MD5 (DeleteObjects): OpenSSL's libcrypto.
+find_package(pugixml 1.11 CONFIG REQUIRED)
+find_package(OpenSSL 1.1 REQUIRED COMPONENTS Crypto)
+target_link_libraries(zvf PRIVATE CURL::libcurl pugixml::pugixml OpenSSL::Crypto)
 
 # Tests of the S3 backend talk to a real S3 server: moto's, started on
 # 127.0.0.1 by a CTest fixture (tests/s3/moto_server.py) and stopped after.
