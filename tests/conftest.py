@@ -202,7 +202,8 @@ class ReferenceOracle:
         if bin_shape is not None:
             args.append(f"--bin={self._csv(bin_shape)}")
         if compressor is not None:
-            args.append(f"--compressor={compressor}")
+            text = compressor if isinstance(compressor, str) else json.dumps(compressor)
+            args.append(f"--compressor={text}")
         try:
             proc = self.run(*args)
         finally:

@@ -4,6 +4,7 @@ nothing."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -132,6 +133,13 @@ def _case_compressor(kw):
     return "lz4"
 
 
+def _case_compressor_list(codecs, pattern):
+    def case(kw):
+        kw["compressor"] = codecs
+        return pattern
+    return case
+
+
 def _case_attr_name(name):
     def case(kw):
         kw["attributes"][name] = np.zeros(N, dtype=np.float32)
@@ -163,6 +171,15 @@ COMMON_CASES = {
     "too-many-bins-per-chunk": _case_too_many_bins,
     "chunk-shape-str": _case_chunk_str,
     "compressor-lz4": _case_compressor,
+    "compressor-list-unknown": _case_compressor_list([{"name": "lz4"}], all_of("'lz4'", "zstd, blosc, gzip")),
+    "compressor-list-zstd-level": _case_compressor_list(
+        [{"name": "zstd", "configuration": {"level": 99}}], r"zstd level 99"),
+    "compressor-list-gzip-level": _case_compressor_list(
+        [{"name": "gzip", "configuration": {"level": 10}}], r"\b10\b"),
+    "compressor-list-two": _case_compressor_list([{"name": "zstd"}, {"name": "gzip"}], "two compressors"),
+    "compressor-list-crc-first": _case_compressor_list([{"name": "crc32c"}, {"name": "zstd"}], "after 'crc32c'"),
+    "compressor-list-entry": _case_compressor_list([3], "compressor list entries"),
+    "compressor-json-text": _case_compressor_list('[{"name": "zstd"', "not valid JSON"),
 }
 # Valid attribute names match ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ and are not "..".
 BAD_NAMES = {
@@ -309,8 +326,9 @@ def _cell_files(path, array):
 
 @pytest.mark.parametrize(
     "array,compressor",
-    [("vertices", None), ("vertices", "zstd"), ("vertex_attributes/intensity", None)],
-    ids=["vertices", "vertices-zstd", "attribute"],
+    [("vertices", None), ("vertices", "zstd"), ("vertex_attributes/intensity", None),
+     ("vertices", "gzip"), ("vertices", [{"name": "crc32c"}])],
+    ids=["vertices", "vertices-zstd", "attribute", "vertices-gzip", "vertices-crc32c"],
 )
 def test_read_truncated_cell(zv, rng, store_path, array, compressor):
     kw = _base(rng)
@@ -326,6 +344,24 @@ def test_read_truncated_cell(zv, rng, store_path, array, compressor):
     key_tail = key.split("/", 1)[1]  # accept the key with or without the level prefix
     with pytest.raises(zv.errors.CorruptStoreError, match=re.escape(key_tail)):
         zv.read_points(str(store_path))
+
+
+@pytest.mark.parametrize("compressor", [[{"name": "crc32c"}], [{"name": "gzip"}, {"name": "crc32c"}]],
+                         ids=["crc32c", "gzip-crc32c"])
+def test_flipped_bit_under_a_checksum_is_a_corrupt_cell(zv, zvf_cli, rng, store_path, compressor):
+    kw = _base(rng)
+    positions = kw.pop("positions")
+    zv.write_points(str(store_path), positions, compressor=compressor, **kw)
+    assert len(zv.read_points(str(store_path))["positions"]) == len(positions)
+    victim = _cell_files(store_path, "vertex_attributes/intensity")[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same length: only the checksum can tell
+    victim.write_bytes(bytes(data))
+    key_tail = victim.relative_to(store_path).as_posix().split("/", 1)[1]
+    with pytest.raises(zv.errors.CorruptStoreError, match=all_of(re.escape(key_tail), "crc32c checksum mismatch")):
+        zv.read_points(str(store_path))
+    proc = subprocess.run([zvf_cli, "validate", str(store_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 5 and "crc32c checksum mismatch" in proc.stdout, (proc.returncode, proc.stdout)
 
 
 @pytest.mark.parametrize("level", [1, 7, -1])

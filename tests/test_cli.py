@@ -60,3 +60,45 @@ def test_cli_finalise_without_path_is_a_usage_error(zvf_cli):
     proc = run_cli(zvf_cli, "finalise")
     assert proc.returncode != 0
     assert proc.stderr.strip()
+
+
+@pytest.mark.parametrize("compressor,names", [
+    ("gzip", ["gzip"]),
+    ('[{"name": "zstd", "configuration": {"level": 3}}, {"name": "crc32c"}]', ["zstd", "crc32c"]),
+])
+def test_cli_write_with_gzip_or_a_codec_list(zv, zvf_cli, rng, tmp_path, compressor, names):
+    import json
+
+    points = make_points(rng, 2000, (0.0, 0.0, 0.0), (1000.0, 1000.0, 1000.0))
+    np.save(tmp_path / "p.npy", points[0])
+    store = tmp_path / "s.zarrvectors"
+    proc = run_cli(zvf_cli, "write", store, "--input", tmp_path / "p.npy", "--chunk-shape", "250,250,250",
+                   "--bin-shape", "125,125,125", "--compressor", compressor)
+    assert proc.returncode == 0, proc.stderr
+    codecs = json.loads((store / "0" / "vertices" / "zarr.json").read_text())["codecs"]
+    assert [c["name"] for c in codecs] == ["vlen-bytes", *names], codecs
+    assert_same_multiset((np.asarray(zv.read_points(str(store))["positions"]), {}), (points[0], {}), "zvf write")
+    info = run_cli(zvf_cli, "info", store, "--json")
+    assert info.returncode == 0, info.stderr
+    # info names the codecs so that they can be passed back to --compressor.
+    back = json.loads(info.stdout)["codec"]
+    again = run_cli(zvf_cli, "write", tmp_path / "again.zarrvectors", "--input", tmp_path / "p.npy",
+                    "--chunk-shape", "250,250,250", "--bin-shape", "125,125,125", "--compressor", back)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "again.zarrvectors" / "0" / "vertices" / "zarr.json").read_text())["codecs"] == codecs
+
+
+@pytest.mark.parametrize("compressor,words", [
+    ("lz4", "unknown compressor 'lz4'"),
+    ('[{"name": "zstd", "configuration": {"level": 99}}]', "zstd level 99"),
+    ('[{"name": "zstd"', "not valid JSON"),
+    ('[{"name": "crc32c"}, {"name": "gzip"}]', "after 'crc32c'"),
+])
+def test_cli_bad_compressor_is_a_usage_error(zvf_cli, tmp_path, compressor, words):
+    np.save(tmp_path / "p.npy", np.zeros((10, 3), dtype=np.float32))
+    store = tmp_path / "s.zarrvectors"
+    proc = run_cli(zvf_cli, "write", store, "--input", tmp_path / "p.npy", "--chunk-shape", "250,250,250",
+                   "--compressor", compressor)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "--compressor" in proc.stderr and words in proc.stderr, proc.stderr
+    assert not store.exists()

@@ -57,6 +57,22 @@ def finalise_like_the_guide(zv, path):
     zarr.consolidate_metadata(root.store)
 
 
+# The reference's compressor= choices beyond its presets: a list of the codecs
+# after the serializer. zarr-python verifies every crc32c it reads.
+ZSTD3_CRC = [{"name": "zstd", "configuration": {"level": 3, "checksum": False}}, {"name": "crc32c"}]
+GZIP1_CRC = [{"name": "gzip", "configuration": {"level": 1}}, {"name": "crc32c"}]
+CRC_ALONE = [{"name": "crc32c"}]
+CODEC_LISTS = {"zstd3-crc32c": ZSTD3_CRC, "gzip1-crc32c": GZIP1_CRC, "crc32c": CRC_ALONE}
+
+
+def _requested_names(compressor) -> set[str]:
+    if compressor in (None, "none"):
+        return set()
+    if isinstance(compressor, str):
+        return {compressor}
+    return {c["name"] for c in compressor}
+
+
 def _codec_names(codecs) -> set[str]:
     """Names of all codecs, including those nested inside sharding_indexed."""
     names = set()
@@ -111,7 +127,10 @@ def test_reference_is_isolated(reference, zv):
 # Our one-shot writes, read and validated by the reference
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("compressor", [None, "none", "zstd", "blosc"])
+@pytest.mark.parametrize(
+    "compressor", [None, "none", "zstd", "blosc", "gzip", *CODEC_LISTS.values()],
+    ids=["None", "none", "zstd", "blosc", "gzip", *CODEC_LISTS],
+)
 def test_one_shot_3d_read_by_reference(zv, reference, rng, store_path, compressor):
     points = sample_3d(rng)
     summary = zv.write_points(
@@ -128,10 +147,12 @@ def test_one_shot_3d_read_by_reference(zv, reference, rng, store_path, compresso
     # The requested codec really is in the array metadata of the cells.
     meta = json.loads((store_path / "0" / "vertices" / "zarr.json").read_text())
     codec_names = _codec_names(meta.get("codecs", []))
-    if compressor in ("zstd", "blosc"):
-        assert compressor in codec_names, f"compressor={compressor!r} but vertices codecs are {meta.get('codecs')}"
-    else:
-        assert not codec_names & {"zstd", "blosc", "gzip"}, f"no compressor requested, codecs {meta.get('codecs')}"
+    assert codec_names - {"vlen-bytes"} == _requested_names(compressor), (
+        f"compressor={compressor!r} but vertices codecs are {meta.get('codecs')}"
+    )
+    if not isinstance(compressor, str) and compressor is not None:
+        # The list's configurations land as given (zarr-python writes crc32c with its name alone).
+        assert meta["codecs"][1:] == [dict(c) for c in compressor], meta["codecs"]
 
 
 def test_one_shot_2d_read_by_reference(zv, reference, rng, store_path):
@@ -237,8 +258,10 @@ def test_partitioned_write_read_by_reference(zv, reference, rng, store_path, cas
 
 @pytest.mark.parametrize(
     "compressor,bin_shape",
-    [(None, BIN3), ("zstd", BIN3), ("zstd", None), ("blosc", BIN3), (None, None)],
-    ids=["plain-bins", "zstd-bins", "zstd-nobins", "blosc-bins", "plain-nobins"],
+    [(None, BIN3), ("zstd", BIN3), ("zstd", None), ("blosc", BIN3), (None, None),
+     ([{"name": "gzip", "configuration": {"level": 5}}], BIN3), *((c, BIN3) for c in CODEC_LISTS.values())],
+    ids=["plain-bins", "zstd-bins", "zstd-nobins", "blosc-bins", "plain-nobins",
+         "gzip-bins", *(f"{name}-bins" for name in CODEC_LISTS)],
 )
 def test_reference_store_read_by_us(zv, reference, rng, store_path, compressor, bin_shape):
     positions, attributes = sample_3d(rng, n=3000)
@@ -300,7 +323,8 @@ def _assert_zarr_view_matches(path, positions, attribute_names):
     assert level_attrs["zarr_vectors_level"]["vertex_count"] == positions.shape[0]
 
 
-@pytest.mark.parametrize("compressor", [None, "zstd", "blosc"])
+@pytest.mark.parametrize("compressor", [None, "zstd", "blosc", "gzip", ZSTD3_CRC, CRC_ALONE],
+                         ids=["None", "zstd", "blosc", "gzip", "zstd3-crc32c", "crc32c"])
 def test_zarr_python_reads_every_array_one_shot(zv, rng, store_path, compressor):
     positions, attributes = sample_3d(rng, n=2000)
     zv.write_points(str(store_path), positions, chunk_shape=CHUNK3, bin_shape=BIN3,
@@ -444,13 +468,17 @@ p = rng.uniform(0, 1000, (3000, 3)).astype(np.float32)
 if sys.argv[2] == "shard":
     write_points(sys.argv[1], p, vertex_attributes={"f": rng.random(3000).astype(np.float32)},
                  chunk_shape=(250.0,) * 3, bin_shape=(125.0,) * 3, shard_shape=2)
+elif sys.argv[2] == "lz4":  # a codec zarr-python has through numcodecs, outside the Zarr v3 core set
+    write_points(sys.argv[1], p, chunk_shape=(250.0,) * 3, bin_shape=(125.0,) * 3,
+                 compressor=[{"name": "numcodecs.lz4", "configuration": {"acceleration": 1}}])
 else:
     write_points(sys.argv[1], p, vertex_attributes={"g": rng.integers(0, 3, 3000).astype(np.int32)},
                  chunk_shape=(250.0,) * 3, chunk_by_attribute="g")
 """
 
 
-@pytest.mark.parametrize("layout,words", [("shard", "sharded"), ("by-attribute", "chunked by attribute")])
+@pytest.mark.parametrize("layout,words", [("shard", "sharded"), ("by-attribute", "chunked by attribute"),
+                                          ("lz4", "unsupported codec 'numcodecs.lz4'")])
 def test_reference_layouts_we_do_not_read_are_named_unsupported(zv, zvf_cli, reference, store_path, layout, words):
     # Valid ZV stores (the reference validator accepts them) that zvf does not
     # read: an "unsupported" error (CLI exit 8), never "corrupt", and a validation

@@ -395,6 +395,23 @@ def test_reference_reads_every_level_we_build(zv, reference, pyramid_store):
         "the reference validator did not run its multiresolution checks:\n" + passed)
 
 
+def test_pyramid_of_a_gzip_crc32c_store_keeps_its_codecs(zv, reference, cloud, tmp_path):
+    # Coarse levels take level 0's codec chain, here one the reference writes
+    # for compressor=[gzip, crc32c]; the reference reads and validates them all.
+    import json
+
+    codecs = [{"name": "gzip", "configuration": {"level": 1}}, {"name": "crc32c"}]
+    path = tmp_path / "gz.zarrvectors"
+    zv.write_points(str(path), cloud[0], chunk_shape=CHUNK, bin_shape=BIN, attributes=cloud[1], compressor=codecs)
+    zv.package.build_pyramid(str(path), FACTORS)
+    chains = {k: json.loads((path / str(k) / "vertices" / "zarr.json").read_text())["codecs"] for k in (0, 1, 2, 3)}
+    assert all(chain[1:] == codecs for chain in chains.values()), chains
+    for k in (0, 1, 2, 3):
+        assert_same_multiset(reference.read(path, level=k), read_level(zv, path, k), f"level {k} of a gzip+crc32c store")
+    report = reference.validate(path, level=5)
+    assert report["errors"] == [], "reference validator (level 5) failed:\n" + "\n".join(report["errors"])
+
+
 def test_string_attributes_carry_down_as_their_categories(zv, reference, cloud, tmp_path):
     # The reference stores strings as dictionary codes. A pyramid carries them
     # down by mode (or first) with the categories in each level's metadata, so

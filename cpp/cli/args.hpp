@@ -40,6 +40,9 @@ std::pair<std::string, std::string> parse_attr_input(const std::string& text);
 std::pair<std::string, std::string> parse_assignment(const std::string& flag, const std::string& form,
                                                      const std::string& text);
 
+// A word as a POSIX shell reads it back: bare if it is plain, else single-quoted.
+std::string shell_quote(const std::string& s);
+
 // Shortest text that reads back to the same double ("0.1", "500", "inf").
 // With float32, a value that is exactly a float is written as the shortest text
 // of that float ("0.1" rather than "0.10000000149011612"), for display only.

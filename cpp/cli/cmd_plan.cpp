@@ -171,7 +171,7 @@ std::string range_option(const ChunkPlan& p, const PartitionRange& r) {
 
 std::string layout_options(const ChunkPlan& p) {
   std::string out = "--chunk-shape " + joined(p.chunk_shape) + " --bin-shape " + joined(p.bin_shape);
-  if (p.codec != "none") out += " --compressor " + p.codec;
+  if (p.codec != "none") out += " --compressor " + shell_quote(p.codec);
   return out;
 }
 
@@ -254,7 +254,7 @@ void print_text(const ChunkPlan& p, const PlanRequest& r) {
 
   std::cout << "\nwrite-partition options:\n  " << layout_options(p) << "\n";
   std::cout << "Python:\n  chunk_shape=" << python_tuple(p.chunk_shape) << ", bin_shape=" << python_tuple(p.bin_shape);
-  if (p.codec != "none") std::cout << ", compressor=\"" << p.codec << "\"";
+  if (p.codec != "none") std::cout << ", compressor=" << (p.codec.front() == '[' ? "'" + p.codec + "'" : "\"" + p.codec + "\"");
   std::cout << "\n";
   if (p.partitions.size() > 1) {
     std::cout << "\n" << p.partitions.size() << " partitions along " << axis_name(p.partition_axis)
@@ -317,7 +317,10 @@ void register_plan(CLI::App& app, std::vector<Command>& commands) {
       ->type_name("MIN,MAX");
   sub->add_option("--target", a->target, "Preferred file size inside the band (default: geometric mean, 2MB)")
       ->type_name("SIZE");
-  sub->add_option("--compressor", a->compressor, "none, zstd or blosc, as for write-partition")->capture_default_str();
+  sub->add_option("--compressor", a->compressor, "none, zstd, blosc, gzip or a JSON list of codecs, as for write-partition")
+      ->check(compressor_choice())
+      ->type_name("CODECS")
+      ->capture_default_str();
   sub->add_option("--compression-ratio", a->compression_ratio,
                   "Assumed raw/compressed size with a compressor (default 1: plan on raw sizes, an upper bound)");
   sub->add_option("--partitions", a->partitions, "Number of tasks writing slabs (Slurm array size, MPI ranks)")

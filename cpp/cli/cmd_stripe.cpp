@@ -62,16 +62,6 @@ struct Step {
   std::vector<std::string> lfs_args;  // after "lfs"
 };
 
-// A path as a POSIX shell reads it back: bare if it is plain, else single-quoted.
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./+:,=@%") ==
-                        std::string::npos)
-    return s;
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 std::string command_text(const Step& s) {
   std::string out;
   if (!s.mkdirs.empty()) {

@@ -118,8 +118,12 @@ void add_layout_options(CLI::App& sub, LayoutArgs& a) {
   sub.add_option("--bin-shape", a.bin_shape,
                  "Physical extent of one bin per axis; must divide the chunk shape (default: one bin per chunk)")
       ->type_name("A,B[,C[,D]]");
-  sub.add_option("--compressor", a.compressor, "Compressor of every cell")
-      ->check(CLI::IsMember({"none", "zstd", "blosc"}))
+  sub.add_option("--compressor", a.compressor,
+                 "Codecs of every cell: none, zstd (level 0), blosc (zstd inside, bit-shuffle), gzip (level 5), or a "
+                 "JSON list of codecs as zarr-vectors' compressor= takes it, e.g. "
+                 "'[{\"name\":\"zstd\",\"configuration\":{\"level\":3}},{\"name\":\"crc32c\"}]'")
+      ->check(compressor_choice())
+      ->type_name("CODECS")
       ->capture_default_str();
   sub.add_option("--threads", a.threads, "Worker threads (0: one per core)")
       ->check(non_negative_int())
@@ -134,6 +138,19 @@ Layout make_layout(const LayoutArgs& a) {
   if (!a.bin_shape.empty()) layout.bin_shape = parse_shape("--bin-shape", a.bin_shape);
   layout.codec = CodecSpec::from_name(a.compressor);
   return layout;
+}
+
+CLI::Validator compressor_choice() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        try {
+          CodecSpec::from_name(text);
+        } catch (const Error& e) {
+          return e.what();
+        }
+        return "";
+      },
+      "", "CODECS");
 }
 
 CLI::Validator non_negative_int() {

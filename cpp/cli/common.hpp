@@ -75,6 +75,9 @@ struct LayoutArgs {
 void add_layout_options(CLI::App& sub, LayoutArgs& args);
 Layout make_layout(const LayoutArgs& args);
 
+// CLI11 check: a compressor that CodecSpec::from_name takes (a preset or a JSON list of codecs).
+CLI::Validator compressor_choice();
+
 // CLI11 check: a whole number >= 0 ("--threads: expected a whole number >= 0, got '-1'").
 CLI::Validator non_negative_int();
 

@@ -2,7 +2,10 @@
 // and rejection of damaged cells.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <zlib.h>
 #include <zstd.h>
+
+#include <algorithm>
 
 #include <cstring>
 #include <random>
@@ -51,7 +54,7 @@ TEST_P(CodecKinds, RoundTripEmptySmallAndLarge) {
     const Bytes payload = sample_payload(n);
     const Bytes stored = zvf::encode_cell(payload, spec());
     EXPECT_EQ(zvf::decode_cell(stored, spec(), "cell"), payload);
-    if (n == (std::size_t{1} << 20) && GetParam() != "none") {
+    if (n == (std::size_t{1} << 20) && spec().kind != CodecSpec::Kind::None) {
       EXPECT_LT(stored.size(), n);  // it compressed
     }
   }
@@ -121,8 +124,129 @@ TEST_P(CodecKinds, JsonRoundTrip) {
   EXPECT_EQ(back.to_json(), s.to_json());
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, CodecKinds, ::testing::Values("none", "zstd", "blosc"),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+// The presets, then chains given as JSON (as name() spells them): a checksum
+// alone and after a compressor, and gzip at a level of its own.
+const char* const kCrcAlone = R"([{"name":"crc32c"}])";
+const char* const kZstdCrc = R"([{"configuration":{"checksum":false,"level":3},"name":"zstd"},{"name":"crc32c"}])";
+const char* const kGzipCrc = R"([{"configuration":{"level":1},"name":"gzip"},{"name":"crc32c"}])";
+const char* const kBloscCrc =
+    R"([{"configuration":{"blocksize":0,"clevel":5,"cname":"lz4","shuffle":"shuffle","typesize":4},"name":"blosc"},{"name":"crc32c"}])";
+
+std::string kind_label(const ::testing::TestParamInfo<std::string>& info) {
+  static const char* const labels[] = {"none",   "zstd",        "blosc",        "gzip",
+                                       "crc32c", "zstd_crc32c", "gzip1_crc32c", "blosc_lz4_crc32c"};
+  return labels[info.index];
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, CodecKinds,
+                         ::testing::Values("none", "zstd", "blosc", "gzip", kCrcAlone, kZstdCrc, kGzipCrc, kBloscCrc),
+                         kind_label);
+
+// CRC-32C bit by bit (Castagnoli, reflected 0x82F63B78): the oracle for ISA-L's.
+std::uint32_t crc32c_bitwise(ByteSpan data) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (std::uint8_t byte : data) {
+    crc ^= byte;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+TEST(Codec, Crc32cIsAppendedLittleEndianAndVerified) {
+  const Bytes check = bytes("123456789");
+  ASSERT_EQ(crc32c_bitwise(check), 0xE3069283u);  // the CRC-32C check value
+  const CodecSpec crc = CodecSpec::from_name(kCrcAlone);
+  EXPECT_TRUE(crc.crc32c);
+  EXPECT_FALSE(crc.is_identity());
+  for (std::size_t n : {std::size_t{0}, std::size_t{9}, std::size_t{100001}}) {
+    SCOPED_TRACE("payload bytes=" + std::to_string(n));
+    const Bytes payload = n == 9 ? check : sample_payload(n);
+    const Bytes framed = zvf::encode_cell(payload, CodecSpec{});
+    Bytes stored = zvf::encode_cell(payload, crc);
+    ASSERT_EQ(stored.size(), framed.size() + 4);
+    EXPECT_TRUE(std::equal(framed.begin(), framed.end(), stored.begin()));
+    const std::uint32_t want = crc32c_bitwise(framed);
+    EXPECT_EQ(stored[framed.size()] | stored[framed.size() + 1] << 8 | stored[framed.size() + 2] << 16 |
+                  static_cast<std::uint32_t>(stored[framed.size() + 3]) << 24,
+              want);
+    EXPECT_EQ(zvf::decode_cell(stored, crc, "c"), payload);
+    const zvf::DecodedCell view = zvf::decode_cell_view(stored, crc, "c");
+    EXPECT_EQ(Bytes(view.payload.begin(), view.payload.end()), payload);
+    // One flipped bit anywhere, payload or checksum, is caught.
+    for (std::size_t at : {std::size_t{0}, stored.size() / 2, stored.size() - 1}) {
+      Bytes bad = stored;
+      bad[at] ^= 0x10;
+      expect_error([&] { zvf::decode_cell(bad, crc, "0/vertices/c/0/0/0"); }, Error::Code::Corrupt,
+                   {"0/vertices/c/0/0/0", "crc32c checksum mismatch"});
+      expect_error([&] { zvf::decode_cell_view(bad, crc, "k"); }, Error::Code::Corrupt, {"crc32c"});
+    }
+  }
+  // The checksum covers the compressed bytes when a compressor comes first.
+  const CodecSpec zc = CodecSpec::from_name(kZstdCrc);
+  const Bytes stored = zvf::encode_cell(sample_payload(5000), zc);
+  EXPECT_EQ(stored[0], 0x28);  // a zstd frame first
+  EXPECT_EQ(stored[stored.size() - 4] | stored[stored.size() - 3] << 8 | stored[stored.size() - 2] << 16 |
+                static_cast<std::uint32_t>(stored[stored.size() - 1]) << 24,
+            crc32c_bitwise(ByteSpan(stored).first(stored.size() - 4)));
+}
+
+// One gzip member of `data`, made by zlib directly (not through the codec).
+Bytes gzip_member(ByteSpan data) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  Bytes out(deflateBound(&z, data.size()));
+  z.next_in = const_cast<Bytef*>(data.data());
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+TEST(Codec, GzipCellsAreGzipMembers) {
+  const CodecSpec gz = CodecSpec::from_name("gzip");
+  EXPECT_EQ(gz.kind, CodecSpec::Kind::Gzip);
+  EXPECT_EQ(gz.level, 5);
+  const Bytes payload = sample_payload(200000);
+  const Bytes stored = zvf::encode_cell(payload, gz);
+  const std::size_t n = stored.size();
+  ASSERT_GE(n, 18u);
+  EXPECT_EQ(stored[0], 0x1f);  // gzip magic, then deflate
+  EXPECT_EQ(stored[1], 0x8b);
+  EXPECT_EQ(stored[2], 8);
+  EXPECT_EQ(stored[4] | stored[5] | stored[6] | stored[7], 0);  // mtime 0, as numcodecs writes
+  const Bytes framed = zvf::encode_cell(payload, CodecSpec{});
+  EXPECT_EQ(stored[n - 4] | stored[n - 3] << 8 | stored[n - 2] << 16 | static_cast<std::uint32_t>(stored[n - 1]) << 24,
+            framed.size());  // ISIZE: the framed cell
+  EXPECT_LT(n, payload.size());
+  // zlib reads our member; we read zlib's.
+  EXPECT_EQ(zvf::decode_cell(gzip_member(framed), gz, "c"), payload);
+  // Members one after another decode as their concatenation, as gzip allows.
+  Bytes two = gzip_member(ByteSpan(framed).first(5));
+  const Bytes second = gzip_member(ByteSpan(framed).subspan(5));
+  two.insert(two.end(), second.begin(), second.end());
+  EXPECT_EQ(zvf::decode_cell(two, gz, "c"), payload);
+  // A trailer whose length lies is caught by zlib's own check.
+  Bytes lying = stored;
+  lying[n - 4] = 1;
+  lying[n - 3] = lying[n - 2] = lying[n - 1] = 0;
+  expect_error([&] { zvf::decode_cell(lying, gz, "k-isize"); }, Error::Code::Corrupt, {"k-isize", "gzip"});
+  // A trailer claiming 4 GiB of a few bytes is not believed (nothing of that size is allocated).
+  Bytes huge = zvf::encode_cell(bytes("abc"), gz);
+  for (std::size_t i = huge.size() - 4; i < huge.size(); ++i) huge[i] = 0xFF;
+  expect_error([&] { zvf::decode_cell(huge, gz, "k-huge"); }, Error::Code::Corrupt, {"k-huge"});
+  // Every level encodes; a level outside [0, 9] is refused before anything is written.
+  for (int level = 0; level <= 9; ++level) {
+    CodecSpec l = gz;
+    l.level = level;
+    EXPECT_EQ(zvf::decode_cell(zvf::encode_cell(payload, l), l, "c"), payload) << level;
+  }
+  CodecSpec bad = gz;
+  bad.level = 10;
+  expect_error([&] { zvf::encode_cell(payload, bad); }, Error::Code::InvalidArgument, {"gzip level 10"});
+}
 
 TEST(Codec, FramingIsExact) {
   const Bytes expected = {0x01, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x61, 0x62, 0x63};
@@ -250,29 +374,82 @@ TEST(Codec, FromJsonDefaultsForMissingKeys) {
 }
 
 TEST(Codec, FromJsonRejectsUnsupportedChains) {
-  auto rejects = [](const char* text, const std::string& needle) {
+  // Malformed lists are Corrupt; well-formed chains zvf does not implement are Unsupported.
+  auto rejects = [](const char* text, const std::string& needle, Error::Code code) {
     SCOPED_TRACE(text);
-    expect_error([&] { CodecSpec::from_json(json::parse(text)); }, Error::Code::Corrupt, {needle});
+    expect_error([&] { CodecSpec::from_json(json::parse(text)); }, code, {needle});
   };
-  rejects(R"([])", "vlen-bytes");
-  rejects(R"({"name":"vlen-bytes"})", "vlen-bytes");
-  rejects(R"([{"name":"bytes","configuration":{"endian":"little"}}])", "bytes");
-  rejects(R"([{"name":"vlen-utf8","configuration":{}}])", "vlen-utf8");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"gzip","configuration":{"level":5}}])", "gzip");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd"},{"name":"crc32c"}])", "crc32c");
-  rejects(R"([{"name":"zstd"},{"name":"vlen-bytes"}])", "zstd");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"level":"high"}}])", "zstd");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"checksum":1}}])", "zstd");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"level":1,"window":3}}])", "window");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"shuffle":"sideways"}}])", "sideways");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"cname":"brotli"}}])", "brotli");
-  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"shuffle":1}}])", "blosc");
-  rejects(R"([{"name":"vlen-bytes","configuration":{"x":1}}])", "vlen-bytes");
-  rejects(R"([{"configuration":{}}])", "name");
+  const auto corrupt = Error::Code::Corrupt, unsupported = Error::Code::Unsupported;
+  rejects(R"([])", "vlen-bytes", corrupt);
+  rejects(R"({"name":"vlen-bytes"})", "vlen-bytes", corrupt);
+  rejects(R"([{"name":"bytes","configuration":{"endian":"little"}}])", "bytes", unsupported);
+  rejects(R"([{"name":"vlen-utf8","configuration":{}}])", "vlen-utf8", unsupported);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"lz4"}])", "lz4", unsupported);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"crc32c"},{"name":"zstd"}])", "after 'crc32c'", unsupported);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"crc32c"},{"name":"crc32c"}])", "after 'crc32c'", unsupported);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd"},{"name":"gzip"}])", "two compressors", unsupported);
+  rejects(R"([{"name":"zstd"},{"name":"vlen-bytes"}])", "zstd", unsupported);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"level":"high"}}])", "zstd", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"checksum":1}}])", "zstd", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"zstd","configuration":{"level":1,"window":3}}])", "window", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"shuffle":"sideways"}}])", "sideways", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"cname":"brotli"}}])", "brotli", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"blosc","configuration":{"shuffle":1}}])", "blosc", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"gzip","configuration":{"level":11}}])", "11", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"gzip","configuration":{"level":5,"mtime":0}}])", "mtime", corrupt);
+  rejects(R"([{"name":"vlen-bytes"},{"name":"crc32c","configuration":{"seed":1}}])", "seed", corrupt);
+  rejects(R"([{"name":"vlen-bytes","configuration":{"x":1}}])", "vlen-bytes", corrupt);
+  rejects(R"([{"configuration":{}}])", "name", corrupt);
+}
+
+TEST(Codec, FromJsonReadsTheReferencesOtherChains) {
+  // What zarr-vectors writes for compressor=[{"name": "gzip", ...}] and friends.
+  const CodecSpec g = CodecSpec::from_json(json::parse(R"([{"name":"vlen-bytes","configuration":{}},{"name":"gzip","configuration":{"level":5}}])"));
+  EXPECT_EQ(g.kind, CodecSpec::Kind::Gzip);
+  EXPECT_EQ(g.level, 5);
+  EXPECT_FALSE(g.crc32c);
+  EXPECT_EQ(g.name(), "gzip");
+  const CodecSpec c = CodecSpec::from_json(json::parse(R"([{"name":"vlen-bytes","configuration":{}},{"name":"crc32c"}])"));
+  EXPECT_EQ(c.kind, CodecSpec::Kind::None);
+  EXPECT_TRUE(c.crc32c);
+  EXPECT_EQ(c.to_json(), json::parse(R"([{"name":"vlen-bytes","configuration":{}},{"name":"crc32c"}])"));
+  const CodecSpec zc = CodecSpec::from_json(json::parse(
+      R"([{"name":"vlen-bytes","configuration":{}},{"name":"zstd","configuration":{"level":3,"checksum":false}},{"name":"crc32c","configuration":{}}])"));
+  EXPECT_EQ(zc.kind, CodecSpec::Kind::Zstd);
+  EXPECT_EQ(zc.level, 3);
+  EXPECT_TRUE(zc.crc32c);
+  EXPECT_EQ(zc.name(), kZstdCrc);
+  EXPECT_EQ(CodecSpec::from_name(zc.name()).to_json(), zc.to_json());
+}
+
+TEST(Codec, FromNameTakesPresetsAndJsonLists) {
+  EXPECT_EQ(CodecSpec::from_name("gzip").to_json(),
+            json::parse(R"([{"name":"vlen-bytes","configuration":{}},{"name":"gzip","configuration":{"level":5}}])"));
+  // As zarr-vectors' compressor= list: the serializer may lead, a bare name is a codec.
+  EXPECT_EQ(CodecSpec::from_name(R"([{"name": "bytes"}, {"name": "zstd"}])").name(), "zstd");
+  EXPECT_EQ(CodecSpec::from_name(R"(["gzip"])").name(), "gzip");
+  EXPECT_EQ(CodecSpec::from_name(R"( [ ] )").name(), "none");
+  EXPECT_EQ(CodecSpec::from_name(R"([{"name": "zstd", "configuration": {"level": 3}}, {"name": "crc32c"}])").name(),
+            kZstdCrc);
+  // A bad list is the caller's mistake: InvalidArgument, naming what is wrong.
+  auto refuses = [](const std::string& text, std::initializer_list<std::string> needles) {
+    SCOPED_TRACE(text);
+    expect_error([&] { CodecSpec::from_name(text); }, Error::Code::InvalidArgument, needles);
+  };
+  refuses("[{\"name\": \"zstd\"", {"not valid JSON", "a JSON list of codecs"});
+  refuses(R"([{"name": "lz4"}])", {"lz4", "zstd, blosc, gzip and crc32c"});
+  refuses(R"([{"name": "zstd", "configuration": {"level": 99}}])", {"zstd level 99"});
+  refuses(R"([{"name": "gzip", "configuration": {"level": -1}}])", {"-1"});
+  refuses(R"([{"name": "blosc", "configuration": {"cname": "lz4", "clevel": 12}}])", {"clevel 12"});
+  refuses(R"([{"name": "blosc", "configuration": {"typesize": 0}}])", {"typesize 0"});
+  refuses(R"([{"name": "zstd"}, {"name": "blosc"}])", {"two compressors"});
+  refuses(R"([{"name": "crc32c"}, {"name": "zstd"}])", {"after 'crc32c'"});
+  refuses(R"({"name": "zstd"})", {"unknown compressor"});
+  refuses(R"([1])", {"no \"name\""});
 }
 
 TEST(Codec, FromNameRejectsUnknown) {
-  expect_error([] { CodecSpec::from_name("lz4"); }, Error::Code::InvalidArgument, {"lz4", "none", "zstd", "blosc"});
+  expect_error([] { CodecSpec::from_name("lz4"); }, Error::Code::InvalidArgument, {"lz4", "none", "zstd", "blosc", "gzip"});
   expect_error([] { CodecSpec::from_name("ZSTD"); }, Error::Code::InvalidArgument, {"ZSTD"});
 }
 

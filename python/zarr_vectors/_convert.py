@@ -6,6 +6,7 @@ into the plain shapes the bindings take, with errors phrased in Python terms.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -121,12 +122,25 @@ def box(value: Any, name: str, ndim: int) -> tuple[list[float], list[float]]:
 
 
 def compressor_name(compressor: Any) -> str:
-    if compressor is None:
+    """The engine's text for ``compressor=``: a preset name, or a list of
+    codecs (dicts, or bare names) as zarr-vectors takes it, sent as JSON."""
+    if compressor is None or compressor is False:
         return "none"
     if isinstance(compressor, str):
         return compressor
+    if isinstance(compressor, (list, tuple)):
+        for codec in compressor:
+            if not isinstance(codec, (dict, str)):
+                raise InvalidInputError(
+                    f"compressor list entries must be dicts with a 'name' key (or codec names); got {codec!r}"
+                )
+        try:
+            return json.dumps(list(compressor))
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"compressor {compressor!r} is not JSON-serialisable: {e}") from None
     raise InvalidInputError(
-        f"compressor must be None, 'none', 'zstd' or 'blosc', got {compressor!r}"
+        "compressor must be None, 'none', 'zstd', 'blosc', 'gzip' or a list of codec dicts "
+        f"(e.g. [{{'name': 'zstd', 'configuration': {{'level': 3}}}}, {{'name': 'crc32c'}}]), got {compressor!r}"
     )
 
 

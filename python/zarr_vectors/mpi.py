@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -196,7 +196,7 @@ def write_points_collective(
     chunk_shape: Any,
     bin_shape: Any = None,
     attributes: Mapping[str, Any] | None = None,
-    compressor: str | None = None,
+    compressor: str | Sequence[Mapping[str, Any] | str] | None = None,
     comm: Any = None,
     threads: int | None = None,
     durable: bool = False,

@@ -24,7 +24,7 @@ Subcommands::
         Exits 0 even when the store is invalid; a validator crash is
         reported as an error entry.
 
-    write IN.npz STORE --chunk a,b,c [--bin a,b,c] [--compressor zstd]
+    write IN.npz STORE --chunk a,b,c [--bin a,b,c] [--compressor zstd|JSON-LIST]
         Write IN.npz ("positions" plus "attr_<name>" arrays) with the
         reference ``write_points`` and print its summary as JSON.
 
@@ -167,7 +167,9 @@ def cmd_write(args: argparse.Namespace) -> int:
     if attrs:
         kwargs["vertex_attributes"] = attrs
     if args.compressor and args.compressor != "none":
-        kwargs["compressor"] = args.compressor
+        # A JSON list is the reference's list-of-codecs form ([{"name": "gzip"}, ...]).
+        c = args.compressor
+        kwargs["compressor"] = json.loads(c) if c.lstrip().startswith("[") else c
     if args.dtype:
         kwargs["dtype"] = args.dtype
     with contextlib.redirect_stdout(sys.stderr):

@@ -120,4 +120,12 @@ TEST(CliArgs, Formatting) {
   EXPECT_EQ(zvf::cli::format_range(r), "x in [-inf, 7), z in [0, 500)");
 }
 
+TEST(CliArgs, ShellQuote) {
+  EXPECT_EQ(zvf::cli::shell_quote("/scratch/a_b-1.zarr"), "/scratch/a_b-1.zarr");
+  EXPECT_EQ(zvf::cli::shell_quote(""), "''");
+  EXPECT_EQ(zvf::cli::shell_quote("a b"), "'a b'");
+  EXPECT_EQ(zvf::cli::shell_quote(R"([{"name":"crc32c"}])"), R"('[{"name":"crc32c"}]')");
+  EXPECT_EQ(zvf::cli::shell_quote("it's"), R"('it'\''s')");
+}
+
 }  // namespace

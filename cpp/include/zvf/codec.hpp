@@ -1,9 +1,12 @@
 // Zarr v3 codec chains for ZV per-chunk arrays: "vlen-bytes" (always first,
-// one element per cell) optionally followed by one bytes-to-bytes compressor.
-// The configurations match what zarr-vectors 0.9.2 writes, so zarr-python and
-// the reference decode our cells and we decode theirs:
+// one element per cell), optionally one bytes-to-bytes compressor, optionally a
+// "crc32c" checksum last. These are the chains zarr-vectors 0.9.2 writes for
+// its compressor= choices (None, "zstd", "blosc", or a list of codecs such as
+// [{"name": "gzip"}] or [{"name": "zstd"}, {"name": "crc32c"}]), so zarr-python
+// and the reference decode our cells and we decode theirs. Its presets:
 //   zstd : {"level": 0, "checksum": false}
 //   blosc: {"typesize": 4, "cname": "zstd", "clevel": 5, "shuffle": "bitshuffle", "blocksize": 0}
+//   gzip : {"level": 5} (zarr-python's default level)
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -14,22 +17,30 @@
 namespace zvf {
 
 struct CodecSpec {
-  enum class Kind { None, Zstd, Blosc } kind = Kind::None;
-  int level = 0;               // zstd level; blosc clevel (defaults above)
+  enum class Kind { None, Zstd, Blosc, Gzip } kind = Kind::None;
+  int level = 0;               // zstd level; blosc clevel; gzip level (defaults above)
   bool checksum = false;       // zstd frame checksum
   std::string cname = "zstd";  // blosc inner compressor
   std::string shuffle = "bitshuffle";  // blosc: "noshuffle" | "shuffle" | "bitshuffle"
   int typesize = 4;            // blosc
   int blocksize = 0;           // blosc
+  bool crc32c = false;         // the chain ends with a crc32c checksum (4 bytes, little-endian)
 
-  // "none"/"" -> None, "zstd" -> Zstd level 0, "blosc" -> Blosc(zstd, 5, bitshuffle).
+  // A user's choice of compression: "none"/"" -> None, "zstd" -> Zstd level 0,
+  // "blosc" -> Blosc(zstd, 5, bitshuffle), "gzip" -> Gzip level 5, or a JSON
+  // list of the codecs that follow vlen-bytes, as zarr-vectors' compressor=
+  // takes it ('[{"name": "zstd", "configuration": {"level": 3}}, {"name": "crc32c"}]').
   // Anything else throws Error(InvalidArgument) naming the value and the choices.
   static CodecSpec from_name(const std::string& name);
-  // Parses an array's "codecs" list (zarr.json). Throws Error(Corrupt) for chains
-  // we cannot decode, naming the codec.
+  // Parses an array's "codecs" list (zarr.json). Throws Error(Unsupported) for a
+  // codec zvf does not implement and Error(Corrupt) for a malformed list, naming the codec.
   static CodecSpec from_json(const nlohmann::json& codecs);
   nlohmann::json to_json() const;  // the full "codecs" list, vlen-bytes first
-  std::string name() const;        // "none" | "zstd" | "blosc"
+  // The preset's name ("none" | "zstd" | "blosc" | "gzip") when the spec is one,
+  // else the JSON list that from_name() takes back.
+  std::string name() const;
+  // Whether a cell is stored as its bare vlen-bytes frame (no compressor, no checksum).
+  bool is_identity() const { return kind == Kind::None && !crc32c; }
 };
 
 // Encodes one cell: vlen-bytes framing (u32le count=1, u32le length, payload),

@@ -1,9 +1,13 @@
-// Cell codecs: vlen-bytes framing plus an optional zstd or blosc compressor,
-// byte-compatible with zarr-python 3.1 / numcodecs.
+// Cell codecs: vlen-bytes framing, an optional zstd, blosc or gzip compressor
+// and an optional crc32c checksum, byte-compatible with zarr-python 3.1 / numcodecs.
 #include "zvf/codec.hpp"
 
 #include <blosc.h>
+#include <isa-l/crc.h>
+#include <zlib.h>
 #include <zstd.h>
+
+#include <algorithm>
 
 #include <cstdint>
 #include <cstring>
@@ -63,6 +67,7 @@ std::uint32_t get_u32le(const std::uint8_t* p) {
 }
 
 [[noreturn]] void corrupt(const std::string& message) { fail(Error::Code::Corrupt, message); }
+[[noreturn]] void unsupported(const std::string& message) { fail(Error::Code::Unsupported, message); }
 
 int blosc_shuffle_code(const std::string& shuffle) {
   if (shuffle == "noshuffle") return BLOSC_NOSHUFFLE;
@@ -286,6 +291,162 @@ Bytes blosc_decompress(ByteSpan stored, const std::string& what) {
                         [&](std::uint8_t* dst) { check(blosc_decompress_ctx(stored.data(), dst, nbytes, 1)); });
 }
 
+// ---- gzip (zlib) ------------------------------------------------------------------
+
+// zlib counts bytes in 32-bit fields: big buffers go through in steps.
+constexpr std::size_t kZlibStep = std::size_t{1} << 30;
+
+// The member's header and trailer are the gzip ones (RFC 1952): windowBits 15 + 16.
+constexpr int kGzipWindowBits = 15 + 16;
+
+void check_gzip_level(int level) {
+  if (level < 0 || level > 9) invalid("gzip level " + std::to_string(level) + " is not in [0, 9]");
+}
+
+// One gzip member of the concatenated parts (no name, mtime 0, as numcodecs' GZip writes).
+ByteSpan gzip_compress(std::initializer_list<ByteSpan> parts, const CodecSpec& spec, ArrayBytes& out) {
+  check_gzip_level(spec.level);
+  z_stream z{};
+  if (deflateInit2(&z, spec.level, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::bad_alloc();
+  const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&z, deflateEnd);
+  std::size_t total = 0;
+  for (ByteSpan part : parts) total += part.size();
+  out.resize(deflateBound(&z, total));  // room for the whole member: deflate never runs short
+  std::size_t produced = 0;
+  auto pump = [&](int flush) {
+    z.next_out = out.data() + produced;
+    z.avail_out = static_cast<uInt>(std::min(out.size() - produced, kZlibStep));
+    const uInt room = z.avail_out;
+    const int r = deflate(&z, flush);
+    produced += room - z.avail_out;
+    if (r == Z_STREAM_ERROR || (r == Z_BUF_ERROR && produced == out.size()))
+      fail(Error::Code::IO, "gzip compression failed (zlib " + std::to_string(r) + ")");
+    return r;
+  };
+  for (ByteSpan part : parts) {
+    for (std::size_t off = 0; off < part.size();) {
+      const std::size_t step = std::min(part.size() - off, kZlibStep);
+      z.next_in = const_cast<Bytef*>(part.data() + off);
+      z.avail_in = static_cast<uInt>(step);
+      while (z.avail_in > 0) pump(Z_NO_FLUSH);
+      off += step;
+    }
+  }
+  while (pump(Z_FINISH) != Z_STREAM_END) {
+  }
+  return ByteSpan(out.data(), produced);
+}
+
+Bytes gzip_decompress(ByteSpan stored, const std::string& what) {
+  z_stream z{};
+  if (inflateInit2(&z, kGzipWindowBits) != Z_OK) throw std::bad_alloc();
+  const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&z, inflateEnd);
+  // The trailer's ISIZE is the (last) member's size mod 2^32: a first guess,
+  // trusted only as far as deflate can compress (about 1032:1).
+  std::uint64_t guess = std::max<std::uint64_t>(std::uint64_t{64} << 10, std::uint64_t{4} * stored.size());
+  if (stored.size() >= 18) {
+    const std::uint64_t isize = get_u32le(stored.data() + stored.size() - 4);
+    if (isize > 0 && isize <= std::uint64_t{1032} * stored.size()) guess = isize;
+  }
+  Bytes out(static_cast<std::size_t>(std::min(guess, kMaxFramed)));
+  std::size_t consumed = 0, produced = 0;
+  for (;;) {
+    if (produced == out.size()) {
+      if (out.size() >= kMaxFramed)
+        corrupt(what + ": gzip data decompresses to more than a cell can hold (" + std::to_string(kMaxFramed) + " bytes)");
+      out.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kMaxFramed, std::uint64_t{2} * out.size())));
+    }
+    z.next_in = const_cast<Bytef*>(stored.data() + consumed);
+    z.avail_in = static_cast<uInt>(std::min(stored.size() - consumed, kZlibStep));
+    z.next_out = out.data() + produced;
+    z.avail_out = static_cast<uInt>(std::min(out.size() - produced, kZlibStep));
+    const uInt in_before = z.avail_in, out_before = z.avail_out;
+    const int r = inflate(&z, Z_NO_FLUSH);
+    consumed += in_before - z.avail_in;
+    produced += out_before - z.avail_out;
+    if (r == Z_STREAM_END) {
+      if (consumed == stored.size()) break;
+      inflateReset(&z);  // another member follows, as gzip allows
+    } else if (r == Z_BUF_ERROR || (r == Z_OK && consumed == stored.size() && produced < out.size())) {
+      if (consumed == stored.size())
+        corrupt(what + ": gzip data is truncated (" + std::to_string(stored.size()) + " bytes)");
+    } else if (r != Z_OK) {
+      corrupt(what + ": gzip decompression failed: " + (z.msg ? std::string(z.msg) : "zlib error " + std::to_string(r)));
+    }
+  }
+  out.resize(produced);
+  return out;
+}
+
+// ---- crc32c (ISA-L) ------------------------------------------------------------
+
+constexpr std::size_t kCrcBytes = 4;
+
+std::uint32_t crc32c_of(ByteSpan data) {
+  // ISA-L leaves CRC-32C's initial and final inversions to the caller.
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (std::size_t off = 0; off < data.size();) {
+    const std::size_t step = std::min(data.size() - off, kZlibStep);
+    crc = crc32_iscsi(const_cast<unsigned char*>(data.data() + off), static_cast<int>(step), crc);
+    off += step;
+  }
+  return crc ^ 0xFFFFFFFFu;
+}
+
+// `encoded` followed by its checksum, in `out` (where `encoded` may already lie).
+ByteSpan append_crc32c(ByteSpan encoded, ArrayBytes& out) {
+  const std::uint32_t crc = crc32c_of(encoded);
+  const std::size_t n = encoded.size();
+  if (encoded.data() != out.data()) {
+    out.resize(n + kCrcBytes);
+    if (n) std::memcpy(out.data(), encoded.data(), n);
+  } else {
+    out.resize(n + kCrcBytes);  // keeps the first n bytes
+  }
+  put_u32le(out.data() + n, crc);
+  return ByteSpan(out.data(), n + kCrcBytes);
+}
+
+// The bytes before the checksum, once it matches (zarr-python raises on a mismatch too).
+ByteSpan strip_crc32c(ByteSpan stored, const std::string& what) {
+  if (stored.size() < kCrcBytes)
+    corrupt(what + ": " + std::to_string(stored.size()) + " bytes cannot hold the 4-byte crc32c checksum");
+  const ByteSpan body = stored.first(stored.size() - kCrcBytes);
+  const std::uint32_t want = get_u32le(stored.data() + body.size()), got = crc32c_of(body);
+  if (want != got) {
+    char text[64];
+    std::snprintf(text, sizeof text, "stored 0x%08x, computed 0x%08x", want, got);
+    corrupt(what + ": crc32c checksum mismatch (" + text + ")");
+  }
+  return body;
+}
+
+// Whether `spec` can encode: the ranges each library takes. Checked before a
+// write starts, so that a bad choice leaves nothing half-written.
+void check_encodable(const CodecSpec& spec) {
+  switch (spec.kind) {
+    case CodecSpec::Kind::None:
+      return;
+    case CodecSpec::Kind::Zstd:
+      if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel())
+        invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
+                ", " + std::to_string(ZSTD_maxCLevel()) + "]");
+      return;
+    case CodecSpec::Kind::Blosc:
+      if (spec.level < 0 || spec.level > 9) invalid("blosc clevel " + std::to_string(spec.level) + " is not in [0, 9]");
+      if (spec.typesize < 1 || spec.typesize > BLOSC_MAX_TYPESIZE)
+        invalid("blosc typesize " + std::to_string(spec.typesize) + " is not in [1, " +
+                std::to_string(BLOSC_MAX_TYPESIZE) + "]");
+      if (spec.blocksize < 0) invalid("blosc blocksize " + std::to_string(spec.blocksize) + " is negative");
+      if (blosc_compname_to_compcode(spec.cname.c_str()) < 0)
+        invalid("blosc compressor '" + spec.cname + "' is not available in this c-blosc build");
+      return;
+    case CodecSpec::Kind::Gzip:
+      check_gzip_level(spec.level);
+      return;
+  }
+}
+
 }  // namespace
 
 // ---- CodecSpec -----------------------------------------------------------------
@@ -308,7 +469,32 @@ CodecSpec CodecSpec::from_name(const std::string& name) {
     s.blocksize = 0;
     return s;
   }
-  invalid("unknown codec '" + name + "'; expected one of: none, zstd, blosc");
+  if (name == "gzip") {
+    s.kind = Kind::Gzip;
+    s.level = 5;
+    return s;
+  }
+  const std::string choices = "expected none, zstd, blosc, gzip, or a JSON list of codecs such as "
+                              "'[{\"name\": \"zstd\", \"configuration\": {\"level\": 3}}, {\"name\": \"crc32c\"}]'";
+  const std::size_t first = name.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || name[first] != '[') invalid("unknown compressor '" + name + "'; " + choices);
+  const json list = json::parse(name, nullptr, false);
+  if (list.is_discarded() || !list.is_array()) invalid("compressor '" + name + "' is not valid JSON; " + choices);
+  // As zarr-vectors' compressor= list: the codecs after the serializer, which may be given too.
+  json chain = json::array({{{"name", "vlen-bytes"}, {"configuration", json::object()}}});
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const json& c = list[i];
+    const bool serializer = i == 0 && ((c.is_object() && c.contains("name") && (c["name"] == "bytes" || c["name"] == "vlen-bytes")) ||
+                                       c == "bytes" || c == "vlen-bytes");
+    if (!serializer) chain.push_back(c);
+  }
+  try {
+    s = from_json(chain);
+    check_encodable(s);
+  } catch (const Error& e) {
+    invalid("compressor '" + name + "': " + e.what());
+  }
+  return s;
 }
 
 CodecSpec CodecSpec::from_json(const nlohmann::json& codecs) {
@@ -317,47 +503,63 @@ CodecSpec CodecSpec::from_json(const nlohmann::json& codecs) {
   }
   const std::string first = codec_name_of(codecs[0]);
   if (first != "vlen-bytes") {
-    corrupt("unsupported codec '" + first + "' at the start of the codec chain; expected 'vlen-bytes'");
+    unsupported("unsupported codec '" + first + "' at the start of the codec chain; zvf reads cells framed by 'vlen-bytes'");
   }
   const json& vcfg = config_of(codecs[0], first);
   only_keys(vcfg, first, {});
-  if (codecs.size() > 2) {
-    corrupt("unsupported codec '" + codec_name_of(codecs[2]) +
-            "': at most one compressor may follow vlen-bytes (chain has " + std::to_string(codecs.size()) +
-            " codecs)");
-  }
   CodecSpec s;
-  if (codecs.size() == 1) return s;
-
-  const std::string name = codec_name_of(codecs[1]);
-  const json& cfg = config_of(codecs[1], name);
-  if (name == "zstd") {
-    only_keys(cfg, name, {"level", "checksum"});
-    s.kind = Kind::Zstd;
-    s.level = int_field(cfg, name, "level", 0);
-    if (cfg.contains("checksum")) {
-      if (!cfg["checksum"].is_boolean()) corrupt("codec 'zstd': \"checksum\" must be a boolean, got " + cfg["checksum"].dump());
-      s.checksum = cfg["checksum"].get<bool>();
+  bool compressor = false;
+  for (std::size_t i = 1; i < codecs.size(); ++i) {
+    const std::string name = codec_name_of(codecs[i]);
+    const json& cfg = config_of(codecs[i], name);
+    if (s.crc32c) {
+      unsupported("unsupported codec chain: '" + name + "' after 'crc32c'; zvf reads vlen-bytes, then at most one "
+                  "compressor (zstd, blosc or gzip), then crc32c");
     }
-    return s;
-  }
-  if (name == "blosc") {
-    only_keys(cfg, name, {"typesize", "cname", "clevel", "shuffle", "blocksize"});
-    // Missing keys take the values zarr-vectors writes (see codec.hpp); they
-    // only matter for encoding, since a blosc header describes itself.
-    s.kind = Kind::Blosc;
-    s.typesize = int_field(cfg, name, "typesize", 4);
-    s.cname = string_field(cfg, name, "cname", "zstd");
-    s.level = int_field(cfg, name, "clevel", 5);
-    s.shuffle = string_field(cfg, name, "shuffle", "bitshuffle");
-    s.blocksize = int_field(cfg, name, "blocksize", 0);
-    if (!kBloscCnames.count(s.cname)) corrupt("codec 'blosc': unknown cname '" + s.cname + "'");
-    if (blosc_shuffle_code(s.shuffle) < 0) {
-      corrupt("codec 'blosc': shuffle '" + s.shuffle + "' is not one of noshuffle, shuffle, bitshuffle");
+    if (name == "crc32c") {
+      only_keys(cfg, name, {});
+      s.crc32c = true;
+      continue;
     }
-    return s;
+    if (name != "zstd" && name != "blosc" && name != "gzip") {
+      unsupported("unsupported codec '" + name + "' after vlen-bytes; zvf reads zstd, blosc, gzip and crc32c");
+    }
+    if (compressor) {
+      unsupported("unsupported codec chain: two compressors ('" + s.name() + "', then '" + name +
+                  "'); zvf reads at most one after vlen-bytes");
+    }
+    compressor = true;
+    if (name == "zstd") {
+      only_keys(cfg, name, {"level", "checksum"});
+      s.kind = Kind::Zstd;
+      s.level = int_field(cfg, name, "level", 0);
+      if (cfg.contains("checksum")) {
+        if (!cfg["checksum"].is_boolean())
+          corrupt("codec 'zstd': \"checksum\" must be a boolean, got " + cfg["checksum"].dump());
+        s.checksum = cfg["checksum"].get<bool>();
+      }
+    } else if (name == "blosc") {
+      only_keys(cfg, name, {"typesize", "cname", "clevel", "shuffle", "blocksize"});
+      // Missing keys take the values zarr-vectors writes (see codec.hpp); they
+      // only matter for encoding, since a blosc header describes itself.
+      s.kind = Kind::Blosc;
+      s.typesize = int_field(cfg, name, "typesize", 4);
+      s.cname = string_field(cfg, name, "cname", "zstd");
+      s.level = int_field(cfg, name, "clevel", 5);
+      s.shuffle = string_field(cfg, name, "shuffle", "bitshuffle");
+      s.blocksize = int_field(cfg, name, "blocksize", 0);
+      if (!kBloscCnames.count(s.cname)) corrupt("codec 'blosc': unknown cname '" + s.cname + "'");
+      if (blosc_shuffle_code(s.shuffle) < 0) {
+        corrupt("codec 'blosc': shuffle '" + s.shuffle + "' is not one of noshuffle, shuffle, bitshuffle");
+      }
+    } else {
+      only_keys(cfg, name, {"level"});
+      s.kind = Kind::Gzip;
+      s.level = int_field(cfg, name, "level", 5);
+      if (s.level < 0 || s.level > 9) corrupt("codec 'gzip': \"level\" " + std::to_string(s.level) + " is not in [0, 9]");
+    }
   }
-  corrupt("unsupported codec '" + name + "' after vlen-bytes; expected 'zstd' or 'blosc'");
+  return s;
 }
 
 nlohmann::json CodecSpec::to_json() const {
@@ -378,20 +580,20 @@ nlohmann::json CodecSpec::to_json() const {
                          {"shuffle", shuffle},
                          {"blocksize", blocksize}}}});
       break;
+    case Kind::Gzip:
+      chain.push_back({{"name", "gzip"}, {"configuration", {{"level", level}}}});
+      break;
   }
+  if (crc32c) chain.push_back({{"name", "crc32c"}});  // no configuration, as zarr-python writes it
   return chain;
 }
 
 std::string CodecSpec::name() const {
-  switch (kind) {
-    case Kind::None:
-      return "none";
-    case Kind::Zstd:
-      return "zstd";
-    case Kind::Blosc:
-      return "blosc";
-  }
-  return "none";
+  for (const char* preset : {"none", "zstd", "blosc", "gzip"})
+    if (to_json() == from_name(preset).to_json()) return preset;
+  json after = to_json();
+  after.erase(after.begin());  // vlen-bytes is implied
+  return after.dump();
 }
 
 // ---- cells -----------------------------------------------------------------------
@@ -412,23 +614,31 @@ void put_cell_header(std::uint8_t* head, std::size_t payload_bytes) {
 ByteSpan encode_cell_in_place(std::span<std::uint8_t> frame, const CodecSpec& spec, ArrayBytes& out) {
   if (frame.size() < kHeader) invalid("encode_cell_in_place: the frame has no room for the cell header");
   put_cell_header(frame.data(), frame.size() - kHeader);
-  if (spec.kind == CodecSpec::Kind::Zstd) return zstd_compress_frame(ByteSpan(frame), spec, out);
-  if (spec.kind == CodecSpec::Kind::Blosc) return blosc_compress(ByteSpan(frame), spec, out);
-  return ByteSpan(frame);
+  ByteSpan encoded(frame);
+  if (spec.kind == CodecSpec::Kind::Zstd) encoded = zstd_compress_frame(ByteSpan(frame), spec, out);
+  if (spec.kind == CodecSpec::Kind::Blosc) encoded = blosc_compress(ByteSpan(frame), spec, out);
+  if (spec.kind == CodecSpec::Kind::Gzip) encoded = gzip_compress({ByteSpan(frame)}, spec, out);
+  return spec.crc32c ? append_crc32c(encoded, out) : encoded;
 }
 
 ByteSpan encode_cell_into(ByteSpan payload, const CodecSpec& spec, ArrayBytes& out) {
   std::uint8_t head[kHeader];
   put_cell_header(head, payload.size());
-  if (spec.kind == CodecSpec::Kind::Zstd) return zstd_compress(ByteSpan(head, kHeader), payload, spec, out);
-  // blosc compresses the whole frame: build it aside, then compress into `out`.
-  ArrayBytes blosc_input;
-  ArrayBytes& framed = spec.kind == CodecSpec::Kind::Blosc ? blosc_input : out;
-  framed.resize(kHeader + payload.size());
-  std::memcpy(framed.data(), head, kHeader);
-  if (!payload.empty()) std::memcpy(framed.data() + kHeader, payload.data(), payload.size());
-  if (spec.kind == CodecSpec::Kind::Blosc) return blosc_compress(ByteSpan(framed), spec, out);
-  return ByteSpan(framed);
+  ByteSpan encoded;
+  if (spec.kind == CodecSpec::Kind::Zstd) {
+    encoded = zstd_compress(ByteSpan(head, kHeader), payload, spec, out);
+  } else if (spec.kind == CodecSpec::Kind::Gzip) {
+    encoded = gzip_compress({ByteSpan(head, kHeader), payload}, spec, out);
+  } else {
+    // blosc compresses the whole frame: build it aside, then compress into `out`.
+    ArrayBytes blosc_input;
+    ArrayBytes& framed = spec.kind == CodecSpec::Kind::Blosc ? blosc_input : out;
+    framed.resize(kHeader + payload.size());
+    std::memcpy(framed.data(), head, kHeader);
+    if (!payload.empty()) std::memcpy(framed.data() + kHeader, payload.data(), payload.size());
+    encoded = spec.kind == CodecSpec::Kind::Blosc ? blosc_compress(ByteSpan(framed), spec, out) : ByteSpan(framed);
+  }
+  return spec.crc32c ? append_crc32c(encoded, out) : encoded;
 }
 
 Bytes encode_cell(ByteSpan payload, const CodecSpec& spec) {
@@ -450,7 +660,17 @@ ByteSpan vlen_payload(ByteSpan framed, const std::string& what) {
 }
 
 Bytes decompress(ByteSpan stored, const CodecSpec& spec, const std::string& what) {
-  return spec.kind == CodecSpec::Kind::Zstd ? zstd_decompress(stored, what) : blosc_decompress(stored, what);
+  switch (spec.kind) {
+    case CodecSpec::Kind::Zstd:
+      return zstd_decompress(stored, what);
+    case CodecSpec::Kind::Blosc:
+      return blosc_decompress(stored, what);
+    case CodecSpec::Kind::Gzip:
+      return gzip_decompress(stored, what);
+    case CodecSpec::Kind::None:
+      break;
+  }
+  return Bytes(stored.begin(), stored.end());
 }
 
 }  // namespace
@@ -467,6 +687,7 @@ void check_cell_header(ByteSpan header, std::size_t payload_bytes, const std::st
 }
 
 Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& what) {
+  if (spec.crc32c) stored = strip_crc32c(stored, what);
   if (spec.kind == CodecSpec::Kind::None) {
     const ByteSpan payload = vlen_payload(stored, what);
     return Bytes(payload.begin(), payload.end());
@@ -479,7 +700,13 @@ Bytes decode_cell(ByteSpan stored, const CodecSpec& spec, const std::string& wha
 
 DecodedCell decode_cell_view(Bytes stored, const CodecSpec& spec, const std::string& what) {
   DecodedCell d;
-  d.bytes = spec.kind == CodecSpec::Kind::None ? std::move(stored) : decompress(stored, spec, what);
+  const ByteSpan body = spec.crc32c ? strip_crc32c(ByteSpan(stored), what) : ByteSpan(stored);
+  if (spec.kind == CodecSpec::Kind::None) {
+    stored.resize(body.size());  // drops the checksum, if any
+    d.bytes = std::move(stored);
+  } else {
+    d.bytes = decompress(body, spec, what);
+  }
   d.payload = vlen_payload(d.bytes, what);
   return d;
 }

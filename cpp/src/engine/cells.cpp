@@ -35,7 +35,7 @@ void gather_rows(const void* src, std::size_t row_bytes, std::span<const std::ui
 // Cells are published by metadata written after them (zarr.json, manifests).
 // `room`: the payload may be framed in place (ChunkView::header_room).
 void put_cell(Store& store, const std::string& key, ByteSpan payload, const CodecSpec& codec, bool room = false) {
-  if (codec.kind == CodecSpec::Kind::None) {
+  if (codec.is_identity()) {
     // The vlen-bytes frame goes in front of the payload without copying it.
     std::uint32_t head[2] = {1u, static_cast<std::uint32_t>(payload.size())};
     const ByteSpan parts[2] = {ByteSpan(reinterpret_cast<const std::uint8_t*>(head), sizeof head), payload};

@@ -179,9 +179,8 @@ void read_in_place(const Store& store, const LevelView& lv, const std::vector<Ch
 }
 
 bool uncompressed(const LevelView& lv, const std::vector<const std::pair<std::string, ArrayMeta>*>& want) {
-  if (lv.vertices.codec.kind != CodecSpec::Kind::None) return false;
-  return std::all_of(want.begin(), want.end(),
-                     [](const auto* w) { return w->second.codec.kind == CodecSpec::Kind::None; });
+  if (!lv.vertices.codec.is_identity()) return false;
+  return std::all_of(want.begin(), want.end(), [](const auto* w) { return w->second.codec.is_identity(); });
 }
 
 }  // namespace

@@ -126,6 +126,12 @@ void check_links(Checker& c, int level, const std::set<ChunkCoord>& chunks) {
           a.origin =
               meta::is_integer_list(at["chunk_grid_origin"]) ? at["chunk_grid_origin"].get<ChunkCoord>() : ChunkCoord{};
         has_perm = at.value("has_perm", false);
+      } catch (const Error& e) {
+        if (e.code() == Error::Code::Unsupported)
+          c.warn(path + "/zarr.json", std::string(e.what()) + ": its cells were not checked");
+        else
+          c.error(path + "/zarr.json", std::string("cannot be used: ") + e.what());
+        continue;
       } catch (const std::exception& e) {
         c.error(path + "/zarr.json", std::string("cannot be used: ") + e.what());
         continue;

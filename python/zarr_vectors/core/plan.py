@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,7 +132,7 @@ def plan_chunks(
     occupancy: float = 1.0,
     band: tuple[float, float] = (1e6, 4e6),
     target: float | None = None,
-    compressor: str | None = None,
+    compressor: str | Sequence[Mapping[str, Any] | str] | None = None,
     compression_ratio: float = 1.0,
     partitions: int = 1,
     axis: str | int | None = None,
@@ -156,7 +156,10 @@ def plan_chunks(
         Band for the largest cell file of a chunk (MB = 10**6 bytes).
     target : bytes, optional
         Preferred size inside the band (default: the band's geometric mean).
-    compressor : None, "none", "zstd" or "blosc"
+    compressor : None, "none", "zstd", "blosc", "gzip", or a list of codecs
+        A list is as zarr-vectors takes it: the codecs after the serializer,
+        e.g. ``[{"name": "zstd", "configuration": {"level": 3}}, {"name": "crc32c"}]``
+        (one of zstd, blosc or gzip, then optionally a crc32c checksum).
         The compressed size is unknown: sizes are raw sizes divided by
         ``compression_ratio`` (1 by default, an upper bound).
     partitions, axis : int, "x"/"y"/"z"/"t" or 0..3

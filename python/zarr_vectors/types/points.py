@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ def write_points(
     bin_shape: Any = None,
     attributes: Mapping[str, Any] | None = None,
     bounds: Any = None,
-    compressor: str | None = None,
+    compressor: str | Sequence[Mapping[str, Any] | str] | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
     durable: bool = False,
@@ -65,8 +65,11 @@ def write_points(
     bounds : ((lo, ...), (hi, ...)), optional
         Inclusive declared extent; default the data's min/max. Points outside
         raise :class:`~zarr_vectors.errors.InvalidInputError`.
-    compressor : None, "none", "zstd" or "blosc"
-        Codec of every chunk array; none by default, as the reference.
+    compressor : None, "none", "zstd", "blosc", "gzip", or a list of codecs
+        A list is as zarr-vectors takes it: the codecs after the serializer,
+        e.g. ``[{"name": "zstd", "configuration": {"level": 3}}, {"name": "crc32c"}]``
+        (one of zstd, blosc or gzip, then optionally a crc32c checksum).
+        The codecs of every chunk array; none by default, as the reference.
     threads : int, optional
         Worker threads (default: all cores).
     progress : callable(done, total), optional
@@ -107,7 +110,7 @@ def write_points_partition(
     y_range: Any = None,
     z_range: Any = None,
     bbox: Any = None,
-    compressor: str | None = None,
+    compressor: str | Sequence[Mapping[str, Any] | str] | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
     durable: bool = False,
