@@ -8,8 +8,8 @@
 #include <zstd.h>
 
 #include <algorithm>
-
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
