@@ -3,7 +3,7 @@
 // On first use it writes a few small VALID stores into MemoryStores (variants:
 // uncompressed, zstd, blosc, with a pyramid, partitioned and finalised,
 // partitioned and pending, 2-D float64, a pyramid built in parts and not yet
-// finalised, gzip + crc32c with a pyramid, crc32c alone). Each input then picks a variant with its first byte (modulo the
+// finalised, gzip + crc32c with a pyramid, crc32c alone, gzip alone). Each input then picks a variant with its first byte (modulo the
 // number of variants), applies a short list of mutations to copies of that store's
 // keys (overwrite, truncate, append, replace, delete, insert, flip, integer,
 // JSON-node edits, copies, new keys) and runs every public read entry point on
@@ -211,6 +211,7 @@ const std::vector<Variant>& variants() {
     out.push_back({"gzip-crc32c-pyramid",
                    one_shot(R"([{"name":"gzip","configuration":{"level":1}},{"name":"crc32c"}])", 1)});
     out.push_back({"crc32c", one_shot(R"([{"name":"crc32c"}])", 0)});
+    out.push_back({"gzip", one_shot("gzip", 0)});  // no checksum in front: mutations reach the inflater
     return out;
   }();
   return v;
