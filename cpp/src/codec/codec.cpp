@@ -125,6 +125,35 @@ std::string string_field(const json& cfg, const std::string& name, const char* k
 
 // ---- compressors -------------------------------------------------------------
 
+// Whether `spec` can encode: the ranges each library takes. Checked before a
+// write starts, so that a bad choice leaves nothing half-written.
+void check_encodable(const CodecSpec& spec) {
+  switch (spec.kind) {
+    case CodecSpec::Kind::None:
+      return;
+    case CodecSpec::Kind::Zstd:
+      if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel())
+        invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
+                ", " + std::to_string(ZSTD_maxCLevel()) + "]");
+      return;
+    case CodecSpec::Kind::Blosc:
+      if (blosc_shuffle_code(spec.shuffle) < 0)
+        invalid("blosc shuffle '" + spec.shuffle + "' is not one of noshuffle, shuffle, bitshuffle");
+      if (spec.level < 0 || spec.level > 9) invalid("blosc clevel " + std::to_string(spec.level) + " is not in [0, 9]");
+      if (spec.typesize < 1 || spec.typesize > BLOSC_MAX_TYPESIZE)
+        invalid("blosc typesize " + std::to_string(spec.typesize) + " is not in [1, " +
+                std::to_string(BLOSC_MAX_TYPESIZE) + "]");
+      if (spec.blocksize < 0) invalid("blosc blocksize " + std::to_string(spec.blocksize) + " is negative");
+      if (blosc_compname_to_compcode(spec.cname.c_str()) < 0)
+        invalid("blosc compressor '" + spec.cname + "' is not available in this c-blosc build");
+      return;
+    case CodecSpec::Kind::Gzip:
+      if (spec.level < 0 || spec.level > 9) invalid("gzip level " + std::to_string(spec.level) + " is not in [0, 9]");
+      return;
+  }
+}
+
+
 struct ZstdCCtxFree {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
@@ -135,10 +164,7 @@ struct ZstdDCtxFree {
 // This thread's compression context, reset to `spec`. Kept per thread: creating
 // one per cell costs more than compressing a small cell.
 ZSTD_CCtx* zstd_context(const CodecSpec& spec) {
-  if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel()) {
-    invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
-            ", " + std::to_string(ZSTD_maxCLevel()) + "]");
-  }
+  check_encodable(spec);
   thread_local std::unique_ptr<ZSTD_CCtx, ZstdCCtxFree> cctx(ZSTD_createCCtx());
   if (!cctx) throw std::bad_alloc();
   ZSTD_CCtx* c = cctx.get();
@@ -234,19 +260,8 @@ Bytes zstd_decompress(ByteSpan stored, const std::string& what) {
 }
 
 ByteSpan blosc_compress(ByteSpan framed, const CodecSpec& spec, ArrayBytes& out) {
+  check_encodable(spec);
   const int shuffle = blosc_shuffle_code(spec.shuffle);
-  if (shuffle < 0) {
-    invalid("blosc shuffle '" + spec.shuffle + "' is not one of noshuffle, shuffle, bitshuffle");
-  }
-  if (spec.level < 0 || spec.level > 9) invalid("blosc clevel " + std::to_string(spec.level) + " is not in [0, 9]");
-  if (spec.typesize < 1 || spec.typesize > BLOSC_MAX_TYPESIZE) {
-    invalid("blosc typesize " + std::to_string(spec.typesize) + " is not in [1, " +
-            std::to_string(BLOSC_MAX_TYPESIZE) + "]");
-  }
-  if (spec.blocksize < 0) invalid("blosc blocksize " + std::to_string(spec.blocksize) + " is negative");
-  if (blosc_compname_to_compcode(spec.cname.c_str()) < 0) {
-    invalid("blosc compressor '" + spec.cname + "' is not available in this c-blosc build");
-  }
   if (framed.size() > static_cast<std::size_t>(BLOSC_MAX_BUFFERSIZE)) {
     invalid("cell of " + std::to_string(framed.size()) + " bytes exceeds blosc's limit of " +
             std::to_string(BLOSC_MAX_BUFFERSIZE) + " bytes");
@@ -299,13 +314,9 @@ constexpr std::size_t kZlibStep = std::size_t{1} << 30;
 // The member's header and trailer are the gzip ones (RFC 1952): windowBits 15 + 16.
 constexpr int kGzipWindowBits = 15 + 16;
 
-void check_gzip_level(int level) {
-  if (level < 0 || level > 9) invalid("gzip level " + std::to_string(level) + " is not in [0, 9]");
-}
-
 // One gzip member of the concatenated parts (no name, mtime 0, as numcodecs' GZip writes).
 ByteSpan gzip_compress(std::initializer_list<ByteSpan> parts, const CodecSpec& spec, ArrayBytes& out) {
-  check_gzip_level(spec.level);
+  check_encodable(spec);
   z_stream z{};
   if (deflateInit2(&z, spec.level, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::bad_alloc();
   const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&z, deflateEnd);
@@ -419,32 +430,6 @@ ByteSpan strip_crc32c(ByteSpan stored, const std::string& what) {
     corrupt(what + ": crc32c checksum mismatch (" + text + ")");
   }
   return body;
-}
-
-// Whether `spec` can encode: the ranges each library takes. Checked before a
-// write starts, so that a bad choice leaves nothing half-written.
-void check_encodable(const CodecSpec& spec) {
-  switch (spec.kind) {
-    case CodecSpec::Kind::None:
-      return;
-    case CodecSpec::Kind::Zstd:
-      if (spec.level < ZSTD_minCLevel() || spec.level > ZSTD_maxCLevel())
-        invalid("zstd level " + std::to_string(spec.level) + " is out of range [" + std::to_string(ZSTD_minCLevel()) +
-                ", " + std::to_string(ZSTD_maxCLevel()) + "]");
-      return;
-    case CodecSpec::Kind::Blosc:
-      if (spec.level < 0 || spec.level > 9) invalid("blosc clevel " + std::to_string(spec.level) + " is not in [0, 9]");
-      if (spec.typesize < 1 || spec.typesize > BLOSC_MAX_TYPESIZE)
-        invalid("blosc typesize " + std::to_string(spec.typesize) + " is not in [1, " +
-                std::to_string(BLOSC_MAX_TYPESIZE) + "]");
-      if (spec.blocksize < 0) invalid("blosc blocksize " + std::to_string(spec.blocksize) + " is negative");
-      if (blosc_compname_to_compcode(spec.cname.c_str()) < 0)
-        invalid("blosc compressor '" + spec.cname + "' is not available in this c-blosc build");
-      return;
-    case CodecSpec::Kind::Gzip:
-      check_gzip_level(spec.level);
-      return;
-  }
 }
 
 }  // namespace
